@@ -1,0 +1,41 @@
+# gatolab: the two commands of the README are the contract.
+#   make demo  - the main job, on a fresh machine (sets up .venv itself)
+#   make test  - the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+RUNS   ?= runs
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+
+.PHONY: demo test venv system-deps notebooks clean bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@bash scripts/system_deps.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[all]"
+	@touch $(STAMP)
+
+system-deps:
+	@bash scripts/system_deps.sh
+
+# Runs the tokenization notebook end to end and exports it to HTML (plots work offline).
+demo: $(STAMP)
+	$(PY) -m gatolab.notebooks run 01_tokenization --out $(RUNS)/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+# Regenerates every notebooks/*.ipynb from its paired jupytext notebooks/*.py (outputs stripped).
+notebooks: $(STAMP)
+	$(PY) -m gatolab.notebooks sync
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_model.py
+
+clean:
+	rm -rf $(RUNS) .pytest_cache

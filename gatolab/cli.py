@@ -1,0 +1,60 @@
+"""The `gatolab` command. Each stage module registers its own subcommands.
+
+    gatolab text train --vocab-size 32000 [--corpus FILE ...] --out spm.model
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# "module:function" entries; each function takes the subparsers object and adds its commands.
+_REGISTRARS = [
+    "gatolab.cli:_add_text",
+]
+
+
+def _add_text(sub) -> None:
+    p = sub.add_parser("text", help="text tokenizer (SentencePiece)")
+    tsub = p.add_subparsers(dest="text_cmd", required=True)
+    t = tsub.add_parser("train", help="train a SentencePiece model (default corpus: CPython stdlib prose)")
+    t.add_argument("--vocab-size", type=int, default=32_000)
+    t.add_argument("--corpus", nargs="*", default=None, help="plain-text or .jsonl files (default: the built-in corpus)")
+    t.add_argument("--model-type", default="bpe", choices=["bpe", "unigram"])
+    t.add_argument("--out", default=None, help="where to write the .model (default: the cache)")
+    t.set_defaults(func=_text_train)
+
+
+def _text_train(args) -> int:
+    from gatolab import text
+
+    if args.corpus is None and args.out is None:
+        tok = text.default_text_tokenizer(args.vocab_size)
+    else:
+        lines = text.read_corpus(args.corpus or [text.default_corpus_path()])
+        tok = text.train_text_tokenizer(lines, args.vocab_size, out_path=args.out, model_type=args.model_type)
+    print(tok)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="gatolab", description="gatolab: a research workbench for Gato")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for entry in _REGISTRARS:
+        module, func = entry.split(":")
+        getattr(importlib.import_module(module), func)(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"gatolab: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Small shared fixtures for tests and notebook smoke runs (like gemma's `gm.testing`).
+
+Everything here is deterministic given its seed and cheap (< 1 s after the first call,
+which trains a 512-piece SentencePiece model on 100 kB of the default corpus).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from gatolab.episode import Episode
+from gatolab.sequence import GatoTokenizer, TokenizerConfig
+from gatolab.specs import EnvSpec, FieldSpec
+from gatolab.text import TextTokenizer, default_text_tokenizer
+
+TINY_TEXT_VOCAB = 512
+
+
+@functools.cache
+def tiny_text_tokenizer() -> TextTokenizer:
+    """A 512-piece SentencePiece model over the first 100 kB of the default corpus."""
+    return default_text_tokenizer(TINY_TEXT_VOCAB, max_chars=100_000)
+
+
+def tiny_tokenizer(**config) -> GatoTokenizer:
+    """The Gato tokenizer with the full id layout (text range 32,000) and the tiny text model."""
+    return GatoTokenizer(TokenizerConfig(**config), text=tiny_text_tokenizer())
+
+
+def multimodal_spec(image_hw: tuple[int, int] = (48, 64)) -> EnvSpec:
+    """One field of every modality, with a mixed continuous + discrete action."""
+    return EnvSpec(
+        name="multimodal-demo",
+        observation={
+            "mission": FieldSpec.text(),
+            "camera": FieldSpec.image(*image_hw, 3),
+            "grid": FieldSpec.discrete(11, (3, 3)),
+            "proprio": {"joints": FieldSpec.continuous((4,)), "gripper": FieldSpec.continuous((), -1.0, 1.0)},
+        },
+        action={"torque": FieldSpec.continuous((3,), -1.0, 1.0), "button": FieldSpec.discrete(18)},
+    )
+
+
+def demo_image(height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
+    """A synthetic RGB uint8 scene: a sky gradient, a ground, a red disc and a blue box."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.zeros((height, width, 3), np.float64)
+    img[..., 0] = 0.35 + 0.3 * y / height
+    img[..., 1] = 0.55 + 0.3 * y / height
+    img[..., 2] = 0.95
+    ground = y > 0.65 * height
+    img[ground] = [0.35, 0.6, 0.3]
+    cy, cx, r = rng.uniform(0.3, 0.6) * height, rng.uniform(0.2, 0.5) * width, 0.15 * height
+    img[(y - cy) ** 2 + (x - cx) ** 2 < r**2] = [0.85, 0.15, 0.1]
+    bx, by = int(rng.uniform(0.6, 0.8) * width), int(0.45 * height)
+    img[by : by + height // 4, bx : bx + width // 6] = [0.15, 0.25, 0.8]
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def synthetic_episode(spec: EnvSpec | None = None, num_steps: int = 4, seed: int = 0) -> Episode:
+    """Random but valid observations and actions for `spec` (default `multimodal_spec()`)."""
+    from gatolab.specs import Modality
+
+    spec = spec or multimodal_spec()
+    rng = np.random.default_rng(seed)
+    words = ["pick", "up", "the", "red", "ball", "go", "to", "blue", "box", "open", "door"]
+
+    def column(f: FieldSpec):
+        if f.modality == Modality.TEXT:
+            mission = " ".join(rng.choice(words, size=5))
+            return [mission] * num_steps
+        if f.modality == Modality.IMAGE:
+            h, w, c = f.shape
+            frames = np.stack([demo_image(h, w, seed + t) for t in range(num_steps)])
+            return frames if c == 3 else frames[..., :1]
+        if f.modality == Modality.DISCRETE:
+            return rng.integers(0, f.num_values, (num_steps, *f.shape))
+        lo, hi = max(f.low, -10.0), min(f.high, 10.0)
+        return rng.uniform(lo, hi, (num_steps, *f.shape)).astype(np.float32)
+
+    obs = {k: column(f) for k, f in spec.observation.items()}
+    act = {k: column(f) for k, f in spec.action.items()}
+    return Episode(spec.name, obs, act, rng.normal(size=num_steps).astype(np.float32), {"seed": seed, "synthetic": True})
