@@ -46,12 +46,13 @@ def _paths(name: str) -> tuple[Path, Path]:
 
 
 def _strip(nb) -> None:
-    for cell in nb.cells:
+    """Removes outputs; gives cells stable ids so `sync` is deterministic."""
+    for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
         cell.metadata.pop("execution", None)
-        cell.pop("id", None)
+        cell["id"] = f"cell-{i:02d}"
 
 
 def _cells(nb) -> list[tuple[str, str, list[str]]]:
@@ -69,7 +70,6 @@ def sync(names: list[str] | None = None) -> list[Path]:
         nb = jupytext.read(py)
         _strip(nb)
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        nbformat.validator.normalize(nb)
         io_utils.atomic_write_text(ipynb, jupytext.writes(nb, fmt="ipynb"))
         written.append(ipynb)
     return written
