@@ -108,7 +108,7 @@ vt.token_strip_figure(seq, text_tok, title="the whole 3-step episode")
 # Training sequences are windows of L tokens cut at timestep boundaries (never mid-timestep).
 
 # %%
-long_episode = gl.testing.synthetic_episode(spec, num_steps=12 if SMOKE else 60, seed=SEED + 1)
+long_episode = gl.testing.synthetic_episode(spec, num_steps=30 if SMOKE else 60, seed=SEED + 1)
 long_seq = tokenizer.tokenize_episode(long_episode, spec)
 windows = list(long_seq.windows(max_len=1024))
 print(f"{len(long_seq)} tokens, {long_seq.num_timesteps} timesteps -> {len(windows)} windows of <= 1024 tokens:",

@@ -105,9 +105,11 @@ def token_strip_figure(seq: TokenSequence, text: TextTokenizer | None = None, ma
     for s in starts[1:]:
         if s < max_tokens:
             fig.add_vline(x=s - 0.5, line=dict(color="black", dash="dot", width=1))
-    fig.update_layout(barmode="overlay", height=200, bargap=0, yaxis=dict(visible=False, range=[0, 1.05]),
-                      xaxis=dict(title="token index (red outline = loss target; dotted = timestep boundary)"),
-                      title=title or f"{len(seq)} tokens, {seq.num_timesteps} timesteps", legend=dict(orientation="h", y=1.25))
+    fig.update_layout(barmode="overlay", height=260, bargap=0, yaxis=dict(visible=False, range=[0, 1.05]),
+                      xaxis=dict(title="token index (red outline = loss target; dotted = timestep boundary)",
+                                 range=[-0.5, len(rows) - 0.5]),
+                      margin=dict(t=90, b=50), title=dict(text=title or f"{len(seq)} tokens, {seq.num_timesteps} timesteps", y=0.97),
+                      legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"))
     return fig
 
 
