@@ -2,4 +2,7 @@
 
 from gatolab.envs.base import Domain, RolloutResult, TaskEnv, domain_names, get_domain, register, rollout
 
+# Each domain module registers itself; none imports its simulator until a task is used.
+from gatolab.envs import classic  # noqa: E402,F401  (registers "classic")
+
 __all__ = ["Domain", "RolloutResult", "TaskEnv", "domain_names", "get_domain", "register", "rollout"]
