@@ -80,7 +80,7 @@ class ClassicTaskEnv(GymTaskEnv):
         a = action["action"]
         return int(a) if self._discrete else a.astype(np.float32)
 
-    def success(self, terminated: bool, truncated: bool, info: dict[str, Any]) -> bool | None:
+    def success(self, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]) -> bool | None:
         if self._success_rule == "terminate":
             return terminated
         if self._success_rule == "survive":

@@ -145,7 +145,7 @@ class GymTaskEnv(TaskEnv):
     def to_env_action(self, action: dict[str, np.ndarray]) -> Any:
         raise NotImplementedError
 
-    def success(self, terminated: bool, truncated: bool, info: dict[str, Any]) -> bool | None:
+    def success(self, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]) -> bool | None:
         """Success of the step just taken, or None where the task defines no success."""
         return None
 
@@ -163,7 +163,7 @@ class GymTaskEnv(TaskEnv):
         self.steps += 1
         self.last_raw_obs = raw
         info = dict(info)
-        ok = self.success(bool(terminated), bool(truncated), info)
+        ok = self.success(float(reward), bool(terminated), bool(truncated), info)
         if ok is not None:
             info["success"] = bool(ok)
         return check_observation(self.spec, self.observe(raw)), float(reward), bool(terminated), bool(truncated), info
