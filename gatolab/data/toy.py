@@ -1,0 +1,88 @@
+"""A tiny, fast, deterministic control domain for tests and smoke runs of the data stage.
+
+"Reach": a point on a line at x0 ~ U(-1, 1) must reach 0. Observation "state" = (x,
+steps left / 10) CONTINUOUS; action "move" DISCRETE {0: left, 1: stay, 2: right} moves
+by 0.1. Reward 1 on reaching |x| < 0.05 (then the episode ends), else -0.01 per step.
+The expert moves towards 0; the random policy picks uniformly. Nothing here is a Gato
+dataset: it exists so storage, resume and mixture tests run in milliseconds without a
+simulator, and it subclasses the real `gatolab.envs.base.Domain` interface so the code
+under test is the code real domains use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gatolab.envs.base import Domain, Policy, TaskEnv
+from gatolab.specs import EnvSpec, FieldSpec
+
+TOY_TASKS = ("reach-short", "reach-long")
+_MAX_STEPS = {"reach-short": 12, "reach-long": 40}
+
+
+class ReachEnv(TaskEnv):
+    def __init__(self, task: str, spec: EnvSpec):
+        self.task, self.spec, self.max_steps = task, spec, _MAX_STEPS[task]
+        self.x, self.t = 0.0, 0
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return {"state": np.array([self.x, (self.max_steps - self.t) / 10.0], np.float32)}
+
+    def reset(self, seed: int | None = None) -> dict[str, Any]:
+        rng = np.random.default_rng(seed)
+        self.x = float(rng.uniform(-1, 1))
+        self.x = self.x if abs(self.x) >= 0.1 else 0.5  # never start at the goal
+        self.t = 0
+        return self._obs()
+
+    def step(self, action):
+        a = int(np.asarray(action["move"]))
+        if a not in (0, 1, 2):
+            raise ValueError(f"{self.task}: action field 'move' must lie in [0, 3), got {a}")
+        self.x = float(np.clip(self.x + 0.1 * (a - 1), -1.5, 1.5))
+        self.t += 1
+        done = abs(self.x) < 0.05
+        return self._obs(), (1.0 if done else -0.01), done, self.t >= self.max_steps and not done, {"success": done}
+
+    def render(self) -> np.ndarray:
+        img = np.full((16, 64, 3), 255, np.uint8)
+        col = int(np.clip((self.x + 1.5) / 3.0 * 63, 0, 63))
+        img[:, 31:33] = (0, 160, 0)
+        img[4:12, max(col - 2, 0) : col + 2] = (200, 30, 30)
+        return img
+
+
+class ToyDomain(Domain):
+    """Two "reach" tasks. `fail_after` makes `generate` raise after that many episodes
+    in one call (simulates a crash, for resume tests)."""
+
+    name = "toy"
+    kind = "control"
+
+    def __init__(self, fail_after: int | None = None):
+        self.fail_after = fail_after
+
+    def tasks(self) -> list[str]:
+        return list(TOY_TASKS)
+
+    def spec(self, task: str) -> EnvSpec:
+        self.check_task(task)
+        return EnvSpec(task, {"state": FieldSpec.continuous((2,), -1.5, 4.0)}, {"move": FieldSpec.discrete(3)})
+
+    def make(self, task: str, seed: int = 0, render: bool = False) -> TaskEnv:
+        return ReachEnv(task, self.spec(task))
+
+    def expert(self, task: str) -> Policy:
+        return lambda env, obs: {"move": np.int64(0 if obs["state"][0] > 0 else 2)}
+
+    def random_policy(self, task: str, seed: int = 0) -> Policy:
+        rng = np.random.default_rng(seed)
+        return lambda env, obs: {"move": np.int64(rng.integers(0, 3))}
+
+    def generate(self, task: str, num_episodes: int, seed: int = 0):
+        for i, ep in enumerate(super().generate(task, num_episodes, seed)):
+            if self.fail_after is not None and i >= self.fail_after:
+                raise RuntimeError(f"toy domain: simulated crash after {self.fail_after} episodes")
+            yield ep
