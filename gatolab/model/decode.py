@@ -1,0 +1,335 @@
+"""Stage 5: logits -> actions. Deployment with a key/value cache (Gato §2.4; GATO_SPEC §5).
+
+    prefill(prompt tokens) -> observe(observation tokens + '|') -> sample_action(ranges)
+        -> (action ids, fed back on the next call) -> observe(...) -> ...
+
+Gato used Transformer-XL-style memory at deployment: past keys and values are kept and
+each new token attends to them, so a step costs only its own tokens. The cache has S =
+context_len slots; because the network has no absolute positions (GATO_SPEC §3 [open]),
+a slot's place in the buffer does not matter, only the order in which slots were
+written (`transformer.slot_mask`). When new tokens would not fit, the oldest *whole
+timesteps* are dropped, never part of one. Two readings of "dropped" (switch `overflow`):
+
+  "memory"    (default, Transformer-XL): free the slots; the keys/values that remain
+              were computed while the dropped tokens were visible. Costs nothing.
+  "recompute" rebuild the cache from the remaining tokens, so decoding equals the
+              training-time forward pass on that window exactly. Costs a prefill.
+
+Sampling is restricted to the ids legal for the action spec (`action_token_ranges`):
+a discrete action with n choices may only emit [offset, offset + n), a continuous
+dimension only [32000, 33024); padded vocabulary rows are never candidates.
+`temperature <= 0` means greedy (argmax).
+
+Axis glossary: B batch (1 here), T chunk tokens, S cache slots, D embed, H heads,
+K head size, W width of the legal id window, V vocab.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jaxtyping import Array, Float, Int
+
+from gatolab.model.gato import Gato
+from gatolab.model.layers import compute_dtype, einsum
+from gatolab.sequence import TokenSequence
+from gatolab.specs import Modality
+from gatolab.tokenizers import Vocabulary
+
+Overflow = Literal["memory", "recompute"]
+
+# Chunk lengths are padded up to one of these, so a session compiles a handful of shapes.
+_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+def _bucket(n: int, capacity: int) -> int:
+    for b in _BUCKETS:
+        if b >= n:
+            return min(b, max(capacity, n))
+    return int(np.ceil(n / 256) * 256)
+
+
+def restricted_logits(model: Gato, h: Float[Array, "D"], lo: Int[Array, ""], hi: Int[Array, ""],
+                      width: int) -> tuple[Float[Array, "W"], Int[Array, ""]]:
+    """Logits of ids [lo, hi) only, computed on a (W, D) slice of the output matrix.
+
+    Projecting onto W <= 1024 rows instead of all 33k makes a decode step's output
+    cost negligible. Returns (logits over ids start .. start + W - 1 with illegal ids
+    at -inf, start).
+    """
+    cfg = model.config
+    v = cfg.padded_vocab_size
+    start = jnp.clip(lo, 0, v - width)
+    if cfg.tie_embeddings:
+        rows = jax.lax.dynamic_slice_in_dim(model.embed.table[...], start, width, axis=0)  # (W, D)
+    else:
+        rows = jax.lax.dynamic_slice_in_dim(model.unembed[...], start, width, axis=1).T
+    logits = einsum("D,WD->W", h, rows, compute_dtype(cfg.dtype))
+    ids = start + jnp.arange(width)
+    return jnp.where((ids >= lo) & (ids < hi), logits, -jnp.inf), start
+
+
+def sample_restricted(logits: Float[Array, "W"], temperature: Float[Array, ""], key: jax.Array) -> Int[Array, ""]:
+    """Index of a sampled (temperature > 0, Gumbel-max) or greedy (temperature <= 0) entry."""
+    g = jax.random.gumbel(key, logits.shape)
+    sampled = jnp.argmax(logits / jnp.maximum(temperature, 1e-6) + g)
+    return jnp.where(temperature > 0, sampled, jnp.argmax(logits))
+
+
+class Decoder:
+    """Cached incremental decoding for one environment (batch 1).
+
+    Example:
+        dec = gl.model.Decoder(model)
+        dec.prefill(prompt_seq)                        # a demonstration, whole timesteps
+        dec.observe(tokenizer.tokenize_observation(obs, spec, timestep=t))
+        ids = dec.sample_action(tokenizer.action_token_ranges(spec), temperature=0.0, rng=key)
+        action = tokenizer.decode_action(ids, spec)
+
+    Args:
+      model: a `Gato`; its parameters are read once (re-create the Decoder after training).
+      capacity: cache slots S (default `context_len`, Gato's 1024).
+      overflow: "memory" or "recompute" (see the module docstring).
+      vocab: the id layout the tokenizer uses (tells continuous from discrete action ids).
+    """
+
+    def __init__(self, model: Gato, capacity: int | None = None, overflow: Overflow = "memory",
+                 vocab: Vocabulary | None = None):
+        if overflow not in ("memory", "recompute"):
+            raise ValueError(f"Decoder.overflow must be 'memory' or 'recompute', got {overflow!r}")
+        self.vocab = vocab or Vocabulary()
+        if self.vocab.size != model.config.vocab_size:
+            raise ValueError(f"Decoder: vocab has {self.vocab.size} ids but the model's vocab_size is {model.config.vocab_size}")
+        if capacity is not None and not 1 <= capacity <= model.config.context_len:
+            raise ValueError(f"Decoder.capacity must be in [1, context_len={model.config.context_len}], got {capacity}")
+        self.config = model.config
+        self.capacity = int(capacity or model.config.context_len)
+        self.overflow = overflow
+        self.graphdef, self.state = nnx.split(model)
+        self._feed_jit = jax.jit(self._feed, static_argnames=("width", "all_logits"), donate_argnums=(1,))
+        self.reset()
+
+    # --- state ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Empties the cache and the token history (a new episode)."""
+        s = self.capacity
+        self.cache = nnx.merge(self.graphdef, self.state).init_cache(1, s + 1)  # last slot: scratch for padding
+        self.slot_order = np.full(s + 1, -1, np.int32)
+        self.slot_timestep = np.full(s + 1, -1, np.int64)
+        self.counter = 0  # tokens fed so far (the order stamp of the next token)
+        self.timestep = -1  # current timestep number
+        self.pending: list[tuple[int, int, int]] = []  # sampled action tokens not fed yet: (id, modality, timestep)
+        self.h_last = None  # hidden state of the last fed token
+        self.history: list[dict[str, np.ndarray]] = []  # fed tokens, for "recompute"
+        self.dropped_timesteps = 0
+
+    @property
+    def num_cached(self) -> int:
+        return int(np.sum(self.slot_order[: self.capacity] >= 0))
+
+    # --- the jitted step -------------------------------------------------------------------
+    def _feed(self, state, cache, chunk, slots, slot_order, query_order, last, lo, hi, temperature, key, *,
+              width: int, all_logits: bool):
+        model = nnx.merge(self.graphdef, state)
+        h, cache = model.extend(chunk, cache, slots, slot_order, query_order)
+        h_last = h[0, last]
+        logits, start = restricted_logits(model, h_last, lo, hi, width)
+        token = start + sample_restricted(logits, temperature, key)
+        full = model.logits(h[0]) if all_logits else None
+        return token, h_last, cache, full
+
+    # --- feeding tokens ------------------------------------------------------------------
+    def _chunk_from_sequence(self, seq: TokenSequence, timestep_offset: int) -> dict[str, np.ndarray]:
+        arr = seq.to_arrays(len(seq), max(seq.num_patches, 1))
+        arr["patch_of_token"] = np.zeros((len(seq), *arr["patches"].shape[1:]), np.float32)
+        arr["row_of_token"] = np.zeros((len(seq), 2), np.float32)
+        arr["col_of_token"] = np.zeros((len(seq), 2), np.float32)
+        img = arr["patch_index"] >= 0
+        arr["patch_of_token"][img] = arr["patches"][arr["patch_index"][img]]
+        arr["row_of_token"][img] = arr["patch_row_interval"][arr["patch_index"][img]]
+        arr["col_of_token"][img] = arr["patch_col_interval"][arr["patch_index"][img]]
+        t = seq.timestep - (seq.timestep[0] if len(seq) else 0) + timestep_offset
+        return {"ids": arr["ids"], "modality": arr["modality"], "local_position": arr["local_position"],
+                "is_action": arr["is_action"], "timestep": t.astype(np.int64), "patch": arr["patch_of_token"],
+                "row": arr["row_of_token"], "col": arr["col_of_token"]}
+
+    def _pending_chunk(self) -> dict[str, np.ndarray]:
+        n = len(self.pending)
+        s, c = self.config.patch_size, self.config.image_channels
+        return {"ids": np.array([p[0] for p in self.pending], np.int32),
+                "modality": np.array([p[1] for p in self.pending], np.int8),
+                "local_position": np.full(n, -1, np.int32), "is_action": np.ones(n, bool),
+                "timestep": np.array([p[2] for p in self.pending], np.int64), "patch": np.zeros((n, s, s, c), np.float32),
+                "row": np.zeros((n, 2), np.float32), "col": np.zeros((n, 2), np.float32)}
+
+    @staticmethod
+    def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        parts = [p for p in parts if len(p["ids"])]
+        if not parts:
+            raise ValueError("Decoder: nothing to feed")
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _make_room(self, n: int) -> None:
+        """Drops the oldest whole timesteps until n more tokens fit (never mid-timestep)."""
+        if n > self.capacity:
+            raise ValueError(f"Decoder: {n} new tokens exceed the context of {self.capacity}")
+        live = self.slot_order[: self.capacity] >= 0
+        if self.capacity - live.sum() >= n:
+            return
+        ts = self.slot_timestep[: self.capacity][live]
+        newest = self.timestep
+        for t in np.unique(ts):  # oldest first
+            if self.capacity - np.sum(self.slot_order[: self.capacity] >= 0) >= n:
+                break
+            if t >= newest:
+                raise ValueError(f"Decoder: the current timestep alone would exceed the context of {self.capacity} tokens")
+            drop = self.slot_timestep[: self.capacity] == t
+            self.slot_order[: self.capacity][drop] = -1
+            self.slot_timestep[: self.capacity][drop] = -1
+            self.dropped_timesteps += 1
+        if self.capacity - np.sum(self.slot_order[: self.capacity] >= 0) < n:
+            raise ValueError(f"Decoder: the current timestep alone would exceed the context of {self.capacity} tokens")
+        if self.overflow == "recompute":
+            keep_from = int(self.slot_timestep[self.slot_order >= 0].min()) if np.any(self.slot_order >= 0) else newest
+            history = self._join(self.history) if self.history else None
+            self._reset_cache_only()
+            if history is not None:
+                kept = {k: v[history["timestep"] >= keep_from] for k, v in history.items()}
+                if len(kept["ids"]):
+                    self._run(kept)
+
+    def _reset_cache_only(self) -> None:
+        s = self.capacity
+        self.cache = [(jnp.zeros_like(k), jnp.zeros_like(v)) for k, v in self.cache]
+        self.slot_order = np.full(s + 1, -1, np.int32)
+        self.slot_timestep = np.full(s + 1, -1, np.int64)
+        self.history = []
+
+    def _run(self, tokens: dict[str, np.ndarray], lo: int = 0, hi: int = 1, width: int = 1, temperature: float = 0.0,
+             key: jax.Array | None = None, all_logits: bool = False):
+        """Writes `tokens` into free slots and runs the network on them."""
+        n = len(tokens["ids"])
+        free = np.flatnonzero(self.slot_order[: self.capacity] < 0)[:n]
+        tb = _bucket(n, self.capacity)
+        slots = np.full(tb, self.capacity, np.int32)  # padding goes to the scratch slot
+        slots[:n] = free
+        order = np.full(tb, -1, np.int32)
+        order[:n] = self.counter + np.arange(n)
+        self.slot_order[free] = order[:n]
+        self.slot_timestep[free] = tokens["timestep"]
+        self.counter += n
+        if self.overflow == "recompute":
+            self.history.append(tokens)
+
+        def pad(a, fill):
+            out = np.full((tb, *a.shape[1:]), fill, a.dtype)
+            out[:n] = a
+            return out[None]
+
+        chunk = {"ids": pad(tokens["ids"], 0), "modality": pad(tokens["modality"], int(Modality.PAD)),
+                 "local_position": pad(tokens["local_position"], -1), "is_action": pad(tokens["is_action"], False),
+                 "valid": pad(np.ones(n, bool), False),
+                 # one patch slot per token: image token i reads patch i of this chunk
+                 "patch_index": pad(np.where(tokens["modality"] == Modality.IMAGE, np.arange(n), -1).astype(np.int32), -1),
+                 "patches": pad(tokens["patch"], 0.0), "patch_row_interval": pad(tokens["row"], 0.0),
+                 "patch_col_interval": pad(tokens["col"], 0.0)}
+        key = jax.random.key(0) if key is None else key
+        token, h_last, self.cache, full = self._feed_jit(
+            self.state, self.cache, chunk, slots, self.slot_order[None].copy(), order[None], np.int32(n - 1),
+            np.int32(lo), np.int32(hi), np.float32(temperature), key, width=width, all_logits=all_logits)
+        self.h_last = h_last
+        return token, (None if full is None else full[:n])
+
+    def _feed_tokens(self, new: dict[str, np.ndarray] | None, **sample):
+        parts = ([self._pending_chunk()] if self.pending else []) + ([new] if new is not None else [])
+        tokens = self._join(parts)
+        self.pending = []
+        self._make_room(len(tokens["ids"]))
+        return self._run(tokens, **sample)
+
+    def prefill(self, prompt: TokenSequence, *, return_logits: bool = False):
+        """Feeds a prompt (e.g. a demonstration's last 1024 tokens, Gato §2.4), whole timesteps.
+
+        Returns the (N, V) logits of the prompt's tokens when `return_logits` (for tests).
+        """
+        if len(prompt) == 0:
+            raise ValueError("Decoder.prefill: empty prompt")
+        chunk = self._chunk_from_sequence(prompt, self.timestep + 1)
+        self.timestep = int(chunk["timestep"][-1])
+        _, full = self._feed_tokens(chunk, all_logits=return_logits)
+        return full
+
+    def observe(self, observation: TokenSequence, *, return_logits: bool = False):
+        """Starts a new timestep with its observation tokens (ending in '|').
+
+        The previous step's last action token, if pending, is fed first.
+        """
+        if len(observation) == 0:
+            raise ValueError("Decoder.observe: no observation tokens")
+        if observation.num_timesteps != 1 or observation.is_action.any():
+            raise ValueError("Decoder.observe: expected the tokens of one observation (tokenize_observation), "
+                             f"got {observation.num_timesteps} timesteps with {int(observation.is_action.sum())} action tokens")
+        self.timestep += 1
+        chunk = self._chunk_from_sequence(observation, self.timestep)
+        _, full = self._feed_tokens(chunk, all_logits=return_logits)
+        return full
+
+    def sample_action(self, ranges: np.ndarray, temperature: float = 1.0, rng: jax.Array | None = None) -> np.ndarray:
+        """Samples one action's tokens, one at a time, each restricted to its legal ids.
+
+        Args:
+          ranges: (n_action_tokens, 2) half-open legal id ranges, from
+            `GatoTokenizer.action_token_ranges(spec)`.
+          temperature: softmax temperature; <= 0 means greedy.
+          rng: PRNG key (required when temperature > 0).
+
+        Returns:
+          (n_action_tokens,) int32 ids; decode with `GatoTokenizer.decode_action`. All but
+          the last are fed immediately; the last is fed with the next observation.
+        """
+        ranges = np.asarray(ranges, np.int64).reshape(-1, 2)
+        if len(ranges) == 0:
+            raise ValueError("Decoder.sample_action: the action spec has no action tokens")
+        if np.any(ranges[:, 0] < 0) or np.any(ranges[:, 1] > self.config.vocab_size) or np.any(ranges[:, 1] <= ranges[:, 0]):
+            raise ValueError(f"Decoder.sample_action: ranges must be non-empty and inside [0, {self.config.vocab_size}), got {ranges.tolist()}")
+        if self.h_last is None:
+            raise ValueError("Decoder.sample_action: observe an observation first")
+        if temperature > 0 and rng is None:
+            raise ValueError("Decoder.sample_action: temperature > 0 needs rng=jax.random.key(...)")
+        width = int(min(self.config.padded_vocab_size, _round_up(int((ranges[:, 1] - ranges[:, 0]).max()), 8)))
+        keys = jax.random.split(rng if rng is not None else jax.random.key(0), len(ranges))
+        out = np.zeros(len(ranges), np.int32)
+        model_view = functools.partial(self._restricted_sample_last, width=width)
+        for j, (lo, hi) in enumerate(ranges):
+            if j == 0:
+                tok = model_view(lo, hi, temperature, keys[j])
+            else:
+                # Feed the previous action token and sample this one in the same call.
+                tok, _ = self._feed_tokens(None, lo=int(lo), hi=int(hi), width=width, temperature=temperature, key=keys[j])
+            out[j] = int(tok)
+            self.pending.append((int(tok), int(self._action_modality(int(tok))), self.timestep))
+        return out
+
+    def _action_modality(self, token: int) -> Modality:
+        lo = self.vocab.continuous_offset
+        return Modality.CONTINUOUS if lo <= token < lo + self.vocab.continuous_bins else Modality.DISCRETE
+
+    def _restricted_sample_last(self, lo, hi, temperature, key, *, width: int):
+        return _sample_from_hidden(self.graphdef, self.state, self.h_last, np.int32(lo), np.int32(hi),
+                                   np.float32(temperature), key, width=width)
+
+
+def _round_up(n: int, m: int) -> int:
+    return int(np.ceil(n / m) * m)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "width"))
+def _sample_from_hidden(graphdef, state, h, lo, hi, temperature, key, *, width: int):
+    model = nnx.merge(graphdef, state)
+    logits, start = restricted_logits(model, h, lo, hi, width)
+    return start + sample_restricted(logits, temperature, key)

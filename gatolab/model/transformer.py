@@ -1,0 +1,206 @@
+"""Stage 3: embeddings -> hidden states. A decoder-only causal transformer (Gato §2.2,
+appendix C.1, Table 5; GATO_SPEC §3).
+
+The same code runs the training forward pass (keys are the T tokens themselves, causal
+mask) and deployment decoding (keys are S cached slots plus the new tokens, a
+slot-order mask; see `gatolab.model.decode`).
+
+Axis glossary: B batch, T tokens (queries), S key/value slots, D embed, H heads,
+K head size, F ff hidden.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, Bool, Float, Int
+
+from gatolab.model.config import ModelConfig
+from gatolab.model.layers import LayerNorm, compute_dtype, einsum, fan_in_init, param, zeros_param
+
+# A layer's cache: keys and values, each (B, S, H, K).
+LayerCache = tuple[Array, Array]
+
+_NEG = -1e30  # added to masked logits; finite so fully masked (padding) rows stay NaN-free
+
+
+def dropout(x: Array, rate: float, key: jax.Array | None) -> Array:
+    """Inverted dropout; identity when `key` is None (evaluation) or `rate` is 0."""
+    if key is None or rate == 0.0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+def causal_mask(valid: Bool[Array, "B T"]) -> Bool[Array, "B T S"]:
+    """Query t may attend to key s <= t when s is a real (non-padding) token."""
+    t = valid.shape[1]
+    causal = jnp.tril(jnp.ones((t, t), bool))
+    return causal[None] & valid[:, None, :]
+
+
+def slot_mask(slot_order: Int[Array, "B S"], query_order: Int[Array, "B T"]) -> Bool[Array, "B T S"]:
+    """Deployment mask: a query sees every filled slot written at or before it.
+
+    `slot_order` is the global token counter at which each cache slot was written
+    (-1 for an empty or dropped slot); `query_order` is each new token's counter
+    (-1 for chunk padding). With no absolute positions (GATO_SPEC §3 [open]), this
+    mask alone makes cached decoding equal the full causal forward pass.
+    """
+    return (slot_order[:, None, :] >= 0) & (slot_order[:, None, :] <= query_order[:, :, None]) & (query_order[:, :, None] >= 0)
+
+
+class Attention(nnx.Module):
+    """Multi-head self-attention with H heads of size K (Table 5)."""
+
+    def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+        d, h, k = config.embed_dim, config.num_heads, config.head_dim
+        self.query = param(rngs, fan_in_init(d), (d, h, k), ("embed", "heads", "kv"))
+        self.key = param(rngs, fan_in_init(d), (d, h, k), ("embed", "heads", "kv"))
+        self.value = param(rngs, fan_in_init(d), (d, h, k), ("embed", "heads", "kv"))
+        self.out = param(rngs, fan_in_init(h * k, 1.0 / (2 * config.num_layers) ** 0.5), (h, k, d), ("heads", "kv", "embed"))
+        self.use_bias = config.use_bias
+        if config.use_bias:
+            self.query_bias = zeros_param((h, k), ("heads", "kv"))
+            self.key_bias = zeros_param((h, k), ("heads", "kv"))
+            self.value_bias = zeros_param((h, k), ("heads", "kv"))
+            self.out_bias = zeros_param((d,), ("embed",))
+        self.dtype = compute_dtype(config.dtype)
+        self.scale = k**-0.5
+
+    def _project(self, x: Float[Array, "B T D"], w: nnx.Param, b: nnx.Param | None) -> Float[Array, "B T H K"]:
+        y = einsum("BTD,DHK->BTHK", x, w[...], self.dtype)
+        return y + b[...] if b is not None else y
+
+    def __call__(self, x: Float[Array, "B T D"], mask: Bool[Array, "B T S"], cache: LayerCache | None = None,
+                 slots: Int[Array, "T"] | None = None, return_weights: bool = False):
+        """Attends; with a cache, first writes this chunk's keys/values into `slots`.
+
+        Returns:
+          (out (B, T, D), new cache or None[, attention weights (B, H, T, S)]).
+        """
+        bias = (lambda name: getattr(self, name)) if self.use_bias else (lambda name: None)
+        q = self._project(x, self.query, bias("query_bias")) * self.scale
+        k = self._project(x, self.key, bias("key_bias"))
+        v = self._project(x, self.value, bias("value_bias"))
+        if cache is not None:
+            k_cache, v_cache = cache
+            k = k_cache.at[:, slots].set(k.astype(k_cache.dtype))  # (B, S, H, K)
+            v = v_cache.at[:, slots].set(v.astype(v_cache.dtype))
+            cache = (k, v)
+        logits = einsum("BTHK,BSHK->BHTS", q, k, self.dtype)
+        logits = jnp.where(mask[:, None], logits, _NEG)
+        weights = jax.nn.softmax(logits, axis=-1)
+        ctx = einsum("BHTS,BSHK->BTHK", weights, v, self.dtype)
+        out = einsum("BTHK,HKD->BTD", ctx, self.out[...], self.dtype)
+        if self.use_bias:
+            out = out + self.out_bias[...]
+        return (out, cache, weights) if return_weights else (out, cache)
+
+
+class MLP(nnx.Module):
+    """Position-wise feed-forward D -> F -> D. GATO_SPEC §3 [open]: GELU by default."""
+
+    def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+        d, f = config.embed_dim, config.ff_dim
+        self.activation = config.activation
+        self.up = param(rngs, fan_in_init(d), (d, f), ("embed", "mlp"))
+        if config.activation == "geglu":
+            self.gate = param(rngs, fan_in_init(d), (d, f), ("embed", "mlp"))
+        self.down = param(rngs, fan_in_init(f, 1.0 / (2 * config.num_layers) ** 0.5), (f, d), ("mlp", "embed"))
+        self.use_bias = config.use_bias
+        if config.use_bias:
+            self.up_bias = zeros_param((f,), ("mlp",))
+            if config.activation == "geglu":
+                self.gate_bias = zeros_param((f,), ("mlp",))
+            self.down_bias = zeros_param((d,), ("embed",))
+        self.dtype = compute_dtype(config.dtype)
+
+    def __call__(self, x: Float[Array, "B T D"]) -> Float[Array, "B T D"]:
+        h = einsum("BTD,DF->BTF", x, self.up[...], self.dtype)
+        if self.use_bias:
+            h = h + self.up_bias[...]
+        if self.activation == "geglu":
+            g = einsum("BTD,DF->BTF", x, self.gate[...], self.dtype)
+            if self.use_bias:
+                g = g + self.gate_bias[...]
+            h = jax.nn.gelu(g) * h
+        elif self.activation == "gelu":
+            h = jax.nn.gelu(h)
+        else:
+            h = jax.nn.relu(h)
+        y = einsum("BTF,FD->BTD", h, self.down[...], self.dtype)
+        return y + self.down_bias[...] if self.use_bias else y
+
+
+class Block(nnx.Module):
+    """Attention then MLP, each with a residual connection and a LayerNorm.
+
+    GATO_SPEC §3 [open]: norm placement. "pre": x + f(LN(x)); "post": LN(x + f(x)).
+    """
+
+    def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+        self.norm = config.norm
+        self.rate = config.dropout
+        self.ln_attn = LayerNorm(config.embed_dim, config.norm_eps)
+        self.attn = Attention(config, rngs)
+        self.ln_mlp = LayerNorm(config.embed_dim, config.norm_eps)
+        self.mlp = MLP(config, rngs)
+
+    def __call__(self, x: Float[Array, "B T D"], mask: Bool[Array, "B T S"], key: jax.Array | None = None,
+                 cache: LayerCache | None = None, slots: Int[Array, "T"] | None = None):
+        k1, k2 = jax.random.split(key) if key is not None else (None, None)
+        if self.norm == "pre":
+            a, cache = self.attn(self.ln_attn(x), mask, cache, slots)
+            x = x + dropout(a, self.rate, k1)
+            x = x + dropout(self.mlp(self.ln_mlp(x)), self.rate, k2)
+        else:
+            a, cache = self.attn(x, mask, cache, slots)
+            x = self.ln_attn(x + dropout(a, self.rate, k1))
+            x = self.ln_mlp(x + dropout(self.mlp(x), self.rate, k2))
+        return x, cache
+
+
+def _block_apply(block: Block, x, mask, key):
+    return block(x, mask, key)[0]
+
+
+class Transformer(nnx.Module):
+    """`num_layers` blocks, then a final LayerNorm when norms are "pre"."""
+
+    def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+        self.config = config
+        self.blocks = nnx.List([Block(config, rngs) for _ in range(config.num_layers)])
+        if config.norm == "pre":
+            self.ln_final = LayerNorm(config.embed_dim, config.norm_eps)
+
+    def __call__(self, x: Float[Array, "B T D"], mask: Bool[Array, "B T S"], *, key: jax.Array | None = None,
+                 cache: list[LayerCache] | None = None, slots: Int[Array, "T"] | None = None,
+                 collect: bool = False):
+        """Runs every block.
+
+        Args:
+          x: embeddings (B, T, D).
+          mask: which key slot each query may see, (B, T, S); S = T without a cache.
+          key: dropout key (training only).
+          cache: per-layer (keys, values) of shape (B, S, H, K), written at `slots`.
+          collect: also return each block's output (for the architecture notebook).
+
+        Returns:
+          (hidden (B, T, D), new cache or None, list of per-block outputs or None).
+        """
+        keys = list(jax.random.split(key, len(self.blocks))) if key is not None else [None] * len(self.blocks)
+        new_cache, outputs = [], []
+        for i, block in enumerate(self.blocks):
+            if cache is None and self.config.remat == "block":
+                # Recompute this block's activations in the backward pass (less memory).
+                x = nnx.remat(_block_apply)(block, x, mask, keys[i])
+            else:
+                x, c = block(x, mask, keys[i], None if cache is None else cache[i], slots)
+                new_cache.append(c)
+            if collect:
+                outputs.append(x)
+        if self.config.norm == "pre":
+            x = self.ln_final(x)
+        return x, (new_cache if cache is not None else None), (outputs if collect else None)
