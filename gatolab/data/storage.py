@@ -243,6 +243,9 @@ def write_shard(path: str | os.PathLike, spec: EnvSpec, episodes: Sequence[Episo
             "spec": spec.to_json(),
             "num_episodes": len(episodes),
             "num_timesteps": int(sum(len(ep) for ep in episodes)),
+            # Per-episode facts the mixture's filter and the data cards need without reading the data.
+            "returns": [ep.total_return for ep in episodes],
+            "lengths": [len(ep) for ep in episodes],
             "sha256": {name: sha256_file(tmp / name) for name in _DATA_FILES},
             **({"extra": _jsonable(dict(extra))} if extra else {}),
         }
@@ -353,7 +356,8 @@ def write_manifest(dataset_dir: str | os.PathLike, info: Mapping[str, Any] | Non
         side = read_sidecar(sd)
         specs[side["task"]] = side["spec"]
         shards.append({"path": str(sd.relative_to(dataset_dir)), "task": side["task"], "num_episodes": side["num_episodes"],
-                       "num_timesteps": side["num_timesteps"], "sha256": side["sha256"]})
+                       "num_timesteps": side["num_timesteps"], "returns": side["returns"], "lengths": side["lengths"],
+                       "sha256": side["sha256"]})
     manifest = {
         "format_version": FORMAT_VERSION,
         "format": "minari-hdf5 shards (see gatolab/data/storage.py)",
@@ -394,6 +398,8 @@ class EpisodeDataset:
         counts = [s["num_episodes"] for s in self._shards]
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.episode_task = [s["task"] for s in self._shards for _ in range(s["num_episodes"])]
+        self.episode_return = np.array([r for s in self._shards for r in s["returns"]], np.float64)
+        self.episode_length = np.array([n for s in self._shards for n in s["lengths"]], np.int64)
         self._cache: dict[int, list[Episode]] = {}
 
     @property
