@@ -12,6 +12,7 @@ import sys
 # "module:function" entries; each function takes the subparsers object and adds its commands.
 _REGISTRARS = [
     "gatolab.cli:_add_text",
+    "gatolab.data.cli:add_cli",
 ]
 
 

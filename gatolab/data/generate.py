@@ -49,6 +49,10 @@ def package_versions() -> dict[str, str]:
 def resolve_domain(domain: str | Domain) -> Domain:
     if isinstance(domain, Domain):
         return domain
+    if domain == "toy":  # the test/smoke domain lives with the data stage, not in the envs registry
+        from gatolab.data.toy import ToyDomain
+
+        return ToyDomain()
     from gatolab import envs
 
     return envs.get_domain(domain)

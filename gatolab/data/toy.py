@@ -55,14 +55,14 @@ class ReachEnv(TaskEnv):
 
 
 class ToyDomain(Domain):
-    """Two "reach" tasks. `fail_after` makes `generate` raise after that many episodes
-    in one call (simulates a crash, for resume tests)."""
+    """Two "reach" tasks. `fail_on_seed` makes `generate` raise when it reaches the
+    episode with that seed (simulates a crash mid-run, for resume tests)."""
 
     name = "toy"
     kind = "control"
 
-    def __init__(self, fail_after: int | None = None):
-        self.fail_after = fail_after
+    def __init__(self, fail_on_seed: int | None = None):
+        self.fail_on_seed = fail_on_seed
 
     def tasks(self) -> list[str]:
         return list(TOY_TASKS)
@@ -83,6 +83,6 @@ class ToyDomain(Domain):
 
     def generate(self, task: str, num_episodes: int, seed: int = 0):
         for i, ep in enumerate(super().generate(task, num_episodes, seed)):
-            if self.fail_after is not None and i >= self.fail_after:
-                raise RuntimeError(f"toy domain: simulated crash after {self.fail_after} episodes")
+            if self.fail_on_seed is not None and seed + i == self.fail_on_seed:
+                raise RuntimeError(f"toy domain: simulated crash at seed {self.fail_on_seed}")
             yield ep

@@ -1,0 +1,80 @@
+"""`gatolab data ...`: generate datasets, verify them, write data cards.
+
+    gatolab data generate --domain classic [--tasks CartPole-v1 ...] --episodes 100 --workers 2 [--out data]
+    gatolab data verify   --data data/classic
+    gatolab data card     --data data/classic [--data data/babyai ...] [--random-episodes 20] [--out data_cards]
+    gatolab data summary  [--cards data_cards]
+"""
+
+from __future__ import annotations
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("data", help="datasets: generate, verify, data cards")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+
+    g = dsub.add_parser("generate", help="generate (or resume) expert episodes for a domain")
+    g.add_argument("--domain", required=True, help="classic, babyai, metaworld, text, vision_language (or toy)")
+    g.add_argument("--tasks", nargs="*", default=None, help="default: every task of the domain")
+    g.add_argument("--episodes", type=int, required=True, help="episodes per task")
+    g.add_argument("--workers", type=int, default=1)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--shard-size", type=int, default=50)
+    g.add_argument("--name", default=None, help="dataset name (default: the domain)")
+    g.add_argument("--out", default="data")
+    g.set_defaults(func=_generate)
+
+    v = dsub.add_parser("verify", help="check every shard's checksums")
+    v.add_argument("--data", nargs="+", required=True)
+    v.set_defaults(func=_verify)
+
+    c = dsub.add_parser("card", help="measure datasets and write their data cards (+ the summary)")
+    c.add_argument("--data", nargs="+", required=True)
+    c.add_argument("--random-episodes", type=int, default=20)
+    c.add_argument("--random-seed", type=int, default=1_000_000)
+    c.add_argument("--text-vocab", type=int, default=32_000)
+    c.add_argument("--out", default="data_cards")
+    c.set_defaults(func=_card)
+
+    s = dsub.add_parser("summary", help="regenerate data_cards/README.md from the cards")
+    s.add_argument("--cards", default="data_cards")
+    s.set_defaults(func=_summary)
+
+
+def _generate(args) -> int:
+    from gatolab.data.generate import generate
+
+    m = generate(args.domain, args.out, tasks=args.tasks, episodes=args.episodes, workers=args.workers, seed=args.seed,
+                 shard_size=args.shard_size, dataset_name=args.name)
+    print(f"{args.out}/{m['dataset']}: {len(m['tasks'])} tasks, {m['num_episodes']} episodes, {m['num_timesteps']} timesteps, "
+          f"{len(m['shards'])} shards")
+    return 0
+
+
+def _verify(args) -> int:
+    from gatolab.data.storage import EpisodeDataset
+
+    for path in args.data:
+        n = EpisodeDataset(path).verify_all()
+        print(f"{path}: {n} shards OK")
+    return 0
+
+
+def _card(args) -> int:
+    from gatolab.data import cards
+    from gatolab.data.storage import EpisodeDataset
+
+    for path in args.data:
+        ds = EpisodeDataset(path)
+        card = cards.write_card(ds, args.out, random_episodes=args.random_episodes, random_seed=args.random_seed,
+                                tokenizer=cards.default_tokenizer(ds, args.text_vocab))
+        print(f"{args.out}/{card['dataset']}.md: {card['num_tasks']} tasks, {card['num_episodes']} episodes, {card['num_tokens']} tokens")
+    return 0
+
+
+def _summary(args) -> int:
+    from gatolab.data import cards
+
+    rows = cards.write_summary(args.cards)
+    print(f"{args.cards}/README.md: {len(rows)} datasets")
+    return 0
