@@ -202,7 +202,7 @@ def write_shard(path: str | os.PathLike, spec: EnvSpec, episodes: Sequence[Episo
     """
     from minari.dataset.minari_storage import MinariStorage
 
-    path = Path(path)
+    path = Path(path).absolute()  # Minari joins relative data paths twice
     if path.exists():
         raise ValueError(f"shard {path} already exists (shards are written once; delete it to rewrite)")
     if not episodes:
@@ -325,7 +325,7 @@ def read_shard(path: str | os.PathLike, verify: bool = True, expected: Mapping[s
     """
     from minari.dataset.minari_storage import MinariStorage
 
-    path = Path(path)
+    path = Path(path).absolute()
     side = verify_shard(path, expected) if verify else read_sidecar(path)
     spec = EnvSpec.from_json(side["spec"])
     try:

@@ -55,14 +55,14 @@ class ReachEnv(TaskEnv):
 
 
 class ToyDomain(Domain):
-    """Two "reach" tasks. `fail_on_seed` makes `generate` raise when it reaches the
-    episode with that seed (simulates a crash mid-run, for resume tests)."""
+    """Two "reach" tasks. `fail_on=(task, seed)` makes `generate` raise when it reaches
+    that episode (simulates a crash mid-run, for resume tests)."""
 
     name = "toy"
     kind = "control"
 
-    def __init__(self, fail_on_seed: int | None = None):
-        self.fail_on_seed = fail_on_seed
+    def __init__(self, fail_on: tuple[str, int] | None = None):
+        self.fail_on = fail_on
 
     def tasks(self) -> list[str]:
         return list(TOY_TASKS)
@@ -83,6 +83,6 @@ class ToyDomain(Domain):
 
     def generate(self, task: str, num_episodes: int, seed: int = 0):
         for i, ep in enumerate(super().generate(task, num_episodes, seed)):
-            if self.fail_on_seed is not None and seed + i == self.fail_on_seed:
-                raise RuntimeError(f"toy domain: simulated crash at seed {self.fail_on_seed}")
+            if self.fail_on is not None and (task, seed + i) == tuple(self.fail_on):
+                raise RuntimeError(f"toy domain: simulated crash at {self.fail_on}")
             yield ep
