@@ -84,3 +84,47 @@ def synthetic_episode(spec: EnvSpec | None = None, num_steps: int = 4, seed: int
     obs = {k: column(f) for k, f in spec.observation.items()}
     act = {k: column(f) for k, f in spec.action.items()}
     return Episode(spec.name, obs, act, rng.normal(size=num_steps).astype(np.float32), {"seed": seed, "synthetic": True})
+
+
+class SyntheticBatches:
+    """A deterministic, resumable batch source over synthetic episodes (tests, smoke runs).
+
+    Batch i depends only on (seed, i, shard): its state is just {"index": i}. Each host
+    (`shard_index` of `shard_count`) gets its own rows of the global batch.
+    """
+
+    def __init__(self, batch_size: int, seq_len: int, max_patches: int | None = None, spec: EnvSpec | None = None,
+                 num_episodes: int = 8, steps_per_episode: int = 12, seed: int = 0, shard_index: int = 0,
+                 shard_count: int = 1):
+        if batch_size % shard_count:
+            raise ValueError(f"batch_size {batch_size} is not divisible by shard_count {shard_count}")
+        self.spec = spec or multimodal_spec(image_hw=(32, 32))
+        self.tokenizer = tiny_tokenizer()
+        self.local_batch = batch_size // shard_count
+        self.seq_len, self.max_patches = seq_len, max_patches or seq_len
+        self.seed, self.shard_index = seed, shard_index
+        self.sequences = [self.tokenizer.tokenize_episode(synthetic_episode(self.spec, steps_per_episode, seed + i), self.spec)
+                          for i in range(num_episodes)]
+        self.index = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        from gatolab.sequence import stack_arrays
+
+        rng = np.random.default_rng([self.seed, self.index, self.shard_index])
+        rows = []
+        for _ in range(self.local_batch):
+            seq = self.sequences[rng.integers(len(self.sequences))]
+            start = int(rng.integers(seq.num_timesteps))
+            rows.append(seq.window(start, self.seq_len).to_arrays(self.seq_len, self.max_patches,
+                                                                  pad_id=self.tokenizer.vocab.pad_id))
+        self.index += 1
+        return stack_arrays(rows)
+
+    def get_state(self) -> dict[str, int]:
+        return {"index": self.index}
+
+    def set_state(self, state: dict[str, int]) -> None:
+        self.index = int(state["index"])

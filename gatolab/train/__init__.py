@@ -1,0 +1,17 @@
+"""Training (Gato §2.3): optimiser, sharding, checkpoints and the loop.
+
+    trainer = gl.train.Trainer(gl.train.TrainConfig.preset_config("tiny"), "runs/x", source)
+    trainer.run()
+"""
+
+from gatolab.train.checkpoint import CheckpointError, Checkpointer
+from gatolab.train.loop import (BatchSource, Trainer, TrainConfig, TrainingDiverged, measure_peak_flops, read_metrics,
+                                train_flops_per_token)
+from gatolab.train.optim import OptimConfig, learning_rate_schedule, make_optimizer
+from gatolab.train.sharding import LOGICAL_RULES, make_mesh, shard_batch, shard_model
+
+__all__ = [
+    "LOGICAL_RULES", "BatchSource", "CheckpointError", "Checkpointer", "OptimConfig", "TrainConfig", "Trainer",
+    "TrainingDiverged", "learning_rate_schedule", "make_mesh", "make_optimizer", "measure_peak_flops", "read_metrics",
+    "shard_batch", "shard_model", "train_flops_per_token",
+]

@@ -1,0 +1,342 @@
+"""The training loop (Gato §2.3; GATO_SPEC §4): masked next-token loss, AdamW, checkpoints.
+
+    batches (mixture) -> shard over the mesh -> jit(train_step) -> metrics.jsonl / checkpoints
+
+One `Trainer` runs on one host or many (`jax.distributed.initialize` is called by the
+CLI before anything else); every host feeds its own slice of the global batch. Each
+step's PRNG key is `fold_in(key(seed), step)`, and a checkpoint holds parameters,
+optimiser state, step and the data iterator's state, so a run resumed from a
+checkpoint follows the same trajectory as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+import gatolab
+from gatolab import io_utils
+from gatolab.model import Gato, ModelConfig, loss_fn, target_bucket
+from gatolab.model.config import block_param_count
+from gatolab.train import sharding as shd
+from gatolab.train.checkpoint import Checkpointer, CheckpointError, decode_bytes, encode_bytes
+from gatolab.train.optim import OptimConfig, learning_rate_schedule, make_optimizer
+
+
+class BatchSource(Protocol):
+    """What the loop needs from a data pipeline: batches, and a state to save and restore."""
+
+    def __next__(self) -> dict[str, np.ndarray]: ...
+    def get_state(self) -> Any: ...
+    def set_state(self, state: Any) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that shapes a training run. Numbers from the paper cite GATO_SPEC §4.
+
+    Attributes:
+      preset: model preset (`ModelConfig.preset`), with `model_overrides` applied.
+      optim: optimiser and schedule (GATO_SPEC §4).
+      steps: optimiser steps to run in total (a resumed run stops at the same step).
+      batch_size: global sequences per step (Gato: 512).
+      seq_len: tokens per sequence (Gato: 1024); None = the model's context length.
+      max_patches: image patches per sequence in a batch; None = seq_len.
+      seed: the one seed for parameters, dropout and patch-position sampling.
+      log_every: steps between metric lines (metrics.jsonl) and progress updates.
+      ckpt_every: steps between checkpoints (a final one is always written).
+      keep: checkpoints kept (keep-last-N).
+      mesh_shape: ("data", "fsdp", "tensor") sizes; None = all devices data-parallel.
+      peak_flops: the device's peak FLOP/s for MFU; None measures a float32 matmul.
+    """
+
+    preset: str = "tiny"
+    model_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    optim: OptimConfig = OptimConfig()
+    steps: int = 1_000_000
+    batch_size: int = 512
+    seq_len: int | None = None
+    max_patches: int | None = None
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 1000
+    keep: int = 3
+    mesh_shape: tuple[int, int, int] | None = None
+    peak_flops: float | None = None
+
+    @classmethod
+    def preset_config(cls, name: str, **overrides: Any) -> TrainConfig:
+        """"paper": Gato's run (GATO_SPEC §4: batch 512 x 1024, 1M steps, warm-up 15k, lr 1e-4).
+        "tiny": a CPU-sized run of the `tiny` model for tests and notebooks."""
+        if name == "paper":
+            base = cls(preset="gato_1_18b", optim=OptimConfig(), steps=1_000_000, batch_size=512, seq_len=1024)
+        elif name == "tiny":
+            base = cls(preset="tiny", optim=OptimConfig(peak_lr=1e-3, warmup_steps=20, total_steps=200),
+                       steps=200, batch_size=8, seq_len=256, max_patches=128, log_every=10, ckpt_every=50)
+        else:
+            raise ValueError(f"unknown training preset {name!r} (expected 'paper' or 'tiny')")
+        return base.replace(**overrides)
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        """`dataclasses.replace`, plus dotted keys into `optim.` and `model.` (e.g. "optim.peak_lr")."""
+        optim = dict(dataclasses.asdict(self.optim))
+        model = dict(self.model_overrides)
+        top = {}
+        for key, value in overrides.items():
+            if key.startswith("optim."):
+                name = key.split(".", 1)[1]
+                if name not in optim:
+                    raise ValueError(f"unknown optimiser setting {name!r} (known: {sorted(optim)})")
+                optim[name] = value
+            elif key.startswith("model."):
+                model[key.split(".", 1)[1]] = value
+            else:
+                if key not in {f.name for f in dataclasses.fields(self)}:
+                    raise ValueError(f"unknown training setting {key!r}")
+                top[key] = value
+        cfg = dataclasses.replace(self, **top)
+        if "optim" not in top:
+            cfg = dataclasses.replace(cfg, optim=OptimConfig(**optim))
+        return dataclasses.replace(cfg, model_overrides=model)
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig.preset(self.preset, **dict(self.model_overrides))
+
+    @property
+    def sequence_length(self) -> int:
+        return self.seq_len or self.model_config().context_len
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model_overrides"] = dict(self.model_overrides)
+        d["mesh_shape"] = list(self.mesh_shape) if self.mesh_shape else None
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TrainConfig:
+        d = dict(d)
+        d["optim"] = OptimConfig(**d["optim"])
+        d["mesh_shape"] = tuple(d["mesh_shape"]) if d.get("mesh_shape") else None
+        return cls(**d)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; the message names the step and the last good checkpoint."""
+
+
+# ---------------------------------------------------------------------------------------
+# FLOPs and MFU
+# ---------------------------------------------------------------------------------------
+def train_flops_per_token(config: ModelConfig, seq_len: int, target_fraction: float = 1.0) -> float:
+    """Model FLOPs per trained token: 6 x (matmul parameters) + attention (PaLM appendix B).
+
+    The output projection counts only at target positions (the loss projects only those).
+    """
+    attention = 12 * config.num_layers * config.num_heads * config.head_dim * seq_len  # QK^T and AV, fwd+bwd
+    unembed = 6 * config.embed_dim * config.vocab_size * target_fraction
+    return 6 * block_param_count(config) + attention + unembed
+
+
+def measure_peak_flops(n: int = 2048, repeats: int = 5) -> float:
+    """Measured float32 matmul throughput of the default device (FLOP/s)."""
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        f(a).block_until_ready()
+    return 2 * n**3 * repeats / (time.perf_counter() - t)
+
+
+# ---------------------------------------------------------------------------------------
+# The trainer
+# ---------------------------------------------------------------------------------------
+def _to_json_state(state: Any) -> Any:
+    return {"bytes": encode_bytes(state)} if isinstance(state, bytes) else state
+
+
+def _from_json_state(state: Any) -> Any:
+    return decode_bytes(state["bytes"]) if isinstance(state, dict) and set(state) == {"bytes"} else state
+
+
+class Trainer:
+    """Builds the model, optimiser, mesh and checkpointer for one run directory.
+
+    Args:
+      config: the run's TrainConfig.
+      out_dir: run directory (metrics.jsonl, checkpoints/, config.json).
+      source: the data pipeline (`BatchSource`), yielding host-local batches of
+        batch_size / process_count rows.
+      extra_meta: JSON-able facts saved with every checkpoint (e.g. the tokenizer).
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: str | os.PathLike, source: BatchSource,
+                 extra_meta: Mapping[str, Any] | None = None):
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.source = source
+        self.extra_meta = dict(extra_meta or {})
+        self.model_config = config.model_config()
+        self.mesh = shd.make_mesh(config.mesh_shape)
+        self.model = Gato(self.model_config, rngs=nnx.Rngs(config.seed))
+        shd.shard_model(self.model, self.mesh)
+        self.optimizer = nnx.Optimizer(self.model, make_optimizer(config.optim), wrt=nnx.Param)
+        self.lr = learning_rate_schedule(config.optim)
+        self.graphdef, self.state = nnx.split((self.model, self.optimizer))
+        self.step = 0
+        self.base_key = jax.random.key(config.seed)
+        self.checkpointer = Checkpointer(self.out_dir / "checkpoints", keep=config.keep)
+        self._compiled: dict[int, Callable] = {}
+        self._peak = config.peak_flops
+
+    # --- the step -------------------------------------------------------------------------
+    def _step_fn(self, max_targets: int) -> Callable:
+        if max_targets in self._compiled:
+            return self._compiled[max_targets]
+        graphdef = self.graphdef
+
+        def train_step(state, batch, key):
+            model, optimizer = nnx.merge(graphdef, state)
+
+            def loss(m):
+                return loss_fn(m, batch, train=True, key=key, max_targets=max_targets)
+
+            (value, metrics), grads = nnx.value_and_grad(loss, has_aux=True)(model)
+            optimizer.update(model, grads)
+            metrics["grad_norm"] = optax.global_norm(grads)
+            # A step is good only if the loss, the gradients and every updated parameter are
+            # finite: the loop never checkpoints parameters a bad update produced.
+            params = jax.tree.leaves(nnx.state(model, nnx.Param))
+            metrics["finite"] = jnp.isfinite(value) & jnp.isfinite(metrics["grad_norm"]) & jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(p)) for p in params]))
+            _, new_state = nnx.split((model, optimizer))
+            return new_state, metrics
+
+        fn = jax.jit(train_step, donate_argnums=0)
+        self._compiled[max_targets] = fn
+        return fn
+
+    def train_step(self, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """One optimiser step on a host-local batch; returns float metrics."""
+        k = target_bucket(batch)
+        device_batch = shd.shard_batch({key: np.asarray(v) for key, v in batch.items() if key in _MODEL_INPUTS}, self.mesh)
+        key = jax.random.fold_in(self.base_key, self.step)
+        new_state, metrics = self._step_fn(k)(self.state, device_batch, key)
+        out = {name: float(v) for name, v in metrics.items()}
+        if not out.pop("finite"):
+            good = self.checkpointer.latest_step()
+            where = self.checkpointer.directory / str(good) if good is not None else "none (no checkpoint was written yet)"
+            raise TrainingDiverged(f"non-finite loss, gradients or parameters at step {self.step} "
+                                   f"(loss {out['loss']}, grad norm {out['grad_norm']}); training stopped before "
+                                   f"anything was saved. Last good checkpoint: {where}")
+        self.state = new_state
+        self.step += 1
+        return out
+
+    # --- checkpoints -----------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "train_config": self.config.to_json(),
+            "model_config": self.model_config.to_json(),
+            "data_state": _to_json_state(self.source.get_state()),
+            **self.extra_meta,
+        }
+
+    def save(self) -> None:
+        if jax.process_index() == 0:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        pure = nnx.to_pure_dict(self.state)  # the state of the (model, optimizer) pair: keys 0 and 1
+        self.checkpointer.save(self.step, {"model": pure[0], "optimizer": pure[1]}, self._meta())
+
+    def restore(self, step: int | None = None) -> bool:
+        """Restores the latest (or given) checkpoint if there is one; returns whether it did."""
+        if self.checkpointer.latest_step() is None:
+            return False
+        pure = nnx.to_pure_dict(self.state)
+        meta = self.checkpointer.restore_meta(step)
+        if meta.get("model_config") != self.model_config.to_json():
+            raise CheckpointError(f"checkpoint in {self.checkpointer.directory} was made with a different model config "
+                                  f"({meta.get('model_config')} != {self.model_config.to_json()})")
+        restored, meta = self.checkpointer.restore({"model": pure[0], "optimizer": pure[1]}, step)
+        nnx.replace_by_pure_dict(self.state, {0: restored["model"], 1: restored["optimizer"]})
+        self.step = int(meta["step"])
+        self.source.set_state(_from_json_state(meta["data_state"]))
+        return True
+
+    # --- the run ----------------------------------------------------------------------------
+    def run(self, progress: bool = True, on_metrics: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Trains until `config.steps`, resuming from the latest checkpoint in `out_dir`.
+
+        Writes a metrics line every `log_every` steps and a checkpoint every `ckpt_every`
+        steps and at the end. Raises TrainingDiverged on a NaN/inf loss, after which the
+        last good checkpoint is untouched.
+        """
+        cfg = self.config
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        resumed = self.restore()
+        if jax.process_index() == 0:
+            io_utils.atomic_write_json(self.out_dir / "config.json", {"train_config": cfg.to_json(),
+                                                                     "model_config": self.model_config.to_json(),
+                                                                     "gatolab_version": gatolab.__version__})
+        if self._peak is None:
+            self._peak = measure_peak_flops()
+        log_path = self.out_dir / "metrics.jsonl"
+        bar = None
+        if progress and jax.process_index() == 0:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step")
+        window: list[dict[str, float]] = []
+        t_last, tokens_since = time.perf_counter(), 0
+        last: dict[str, Any] = {}
+        while self.step < cfg.steps:
+            batch = next(self.source)
+            metrics = self.train_step(batch)  # raises TrainingDiverged on NaN/inf
+            window.append(metrics)
+            tokens_since += int(np.asarray(batch["valid"]).sum()) * jax.process_count()
+            if bar is not None:
+                bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                dt = time.perf_counter() - t_last
+                mean = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+                frac = mean["targets"] / max(1.0, tokens_since / len(window) / jax.process_count())
+                flops = train_flops_per_token(self.model_config, cfg.sequence_length, frac)
+                tps = tokens_since / dt
+                last = {"step": self.step, "lr": float(self.lr(self.step - 1)), **mean, "tokens_per_s": tps,
+                        "mfu": tps * flops / (self._peak * jax.device_count()), "time": time.time()}
+                if jax.process_index() == 0:
+                    with open(log_path, "a") as f:
+                        f.write(json.dumps(last) + "\n")
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tps:,.0f}")
+                if on_metrics is not None:
+                    on_metrics(last)
+                window, t_last, tokens_since = [], time.perf_counter(), 0
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                self.save()
+        if bar is not None:
+            bar.close()
+        return {"step": self.step, "resumed": resumed, "last": last, "checkpoint": str(self.checkpointer.directory)}
+
+
+_MODEL_INPUTS = ("ids", "modality", "local_position", "is_action", "patch_index", "valid", "patches",
+                 "patch_row_interval", "patch_col_interval", "loss_mask")
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The metric lines a run has written so far (for live plots)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
