@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gatolab import cli
-from gatolab.data import generate as gen
+from gatolab.data import generation as gen
 from gatolab.data import storage as st
 from gatolab.data.toy import ToyDomain
 

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from gatolab import testing
-from gatolab.data import generate as gen
+from gatolab.data import generation as gen
 from gatolab.data import mixture as mx
 from gatolab.data import storage as st
 from gatolab.data.toy import ToyDomain

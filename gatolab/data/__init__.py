@@ -6,7 +6,7 @@
     mix = gl.data.Mixture(gl.data.MixtureConfig(), ["data/classic", "data/babyai"], tokenizer)
     batch = next(iter(mix.iterator(batch_size=8)))                  # dict of (B, L, ...) arrays
 
-Modules: `storage` (Minari shards, checksums), `generate` (resumable, parallel
+Modules: `storage` (Minari shards, checksums), `generation` (resumable, parallel
 generation), `cards` (measured data cards, Table-1 summary), `mixture` (the grain
 pipeline: weights, filtering, prompts; Gato §2.3 / GATO_SPEC §4), `toy` (a tiny domain
 for tests).
@@ -16,12 +16,12 @@ import importlib
 
 _ATTRS = {
     "EpisodeDataset": "storage", "read_shard": "storage", "write_shard": "storage", "verify_shard": "storage",
-    "generate": "generate",
+    "generate": "generation",
     "write_card": "cards", "write_summary": "cards", "measure_returns": "cards",
     "Mixture": "mixture", "MixtureConfig": "mixture", "DEFAULT_WEIGHTS": "mixture", "filter_episodes": "mixture",
     "expert_return": "mixture",
 }
-_MODULES = ("storage", "generate", "cards", "mixture", "toy", "cli")
+_MODULES = ("storage", "generation", "cards", "mixture", "toy", "cli")
 
 
 def __getattr__(name):

@@ -124,7 +124,7 @@ def default_tokenizer(dataset: EpisodeDataset, text_vocab: int = 32_000) -> Gato
 def card_stats(dataset: str | os.PathLike | EpisodeDataset, *, random_episodes: int = 20, random_seed: int = 1_000_000,
                tokenizer: GatoTokenizer | None = None, progress: bool = True) -> dict[str, Any]:
     """Measures everything a card reports (see the module docstring)."""
-    from gatolab.data.generate import resolve_domain
+    from gatolab.data.generation import resolve_domain
 
     ds = dataset if isinstance(dataset, EpisodeDataset) else EpisodeDataset(dataset)
     ds.verify_all()
@@ -155,6 +155,7 @@ def card_stats(dataset: str | os.PathLike | EpisodeDataset, *, random_episodes: 
             "tokens": int(tokens),
             "tokens_per_timestep": tokens / max(1, int(ds.episode_length[idx].sum())),
             "expert_return": _stats(rets),
+            "expert_returns": [float(x) for x in rets],
             "expert_success_rate": float(np.mean(successes)) if successes else None,
         }
         if ds.kind == "control" and spec.action:
@@ -163,7 +164,9 @@ def card_stats(dataset: str | os.PathLike | EpisodeDataset, *, random_episodes: 
             row["filter_threshold"] = thr
             row["kept_by_filter"] = int(keep.sum())
         if domain is not None:
-            row["random_return"] = _stats(measure_returns(domain, task, random_episodes, random_seed))
+            rand = measure_returns(domain, task, random_episodes, random_seed)
+            row["random_return"] = _stats(rand)
+            row["random_returns"] = [float(x) for x in rand]
             row["random_seeds"] = [random_seed, random_seed + random_episodes - 1]
         tasks[task] = row
     bar.close()

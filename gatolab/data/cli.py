@@ -42,7 +42,7 @@ def add_cli(sub) -> None:
 
 
 def _generate(args) -> int:
-    from gatolab.data.generate import generate
+    from gatolab.data.generation import generate
 
     m = generate(args.domain, args.out, tasks=args.tasks, episodes=args.episodes, workers=args.workers, seed=args.seed,
                  shard_size=args.shard_size, dataset_name=args.name)

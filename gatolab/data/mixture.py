@@ -370,6 +370,49 @@ class Mixture:
         return rows
 
 
+def empirical(mix: Mixture, num_draws: int = 10_000, start: int = 0) -> dict[str, Any]:
+    """Frequencies over `num_draws` rows of the stream: per dataset, prompted, prompts from the end."""
+    draws = [mix.draw(i) for i in range(start, start + num_draws)]
+    ds = np.bincount([d.dataset for d in draws], minlength=len(mix.datasets))
+    kinds = np.array([d.prompt_kind for d in draws])
+    prompted = int((kinds != PROMPT_NONE).sum())
+    return {
+        "num_draws": num_draws,
+        "dataset_fraction": {n: float(c / num_draws) for n, c in zip(mix.dataset_names, ds)},
+        "dataset_probability": {n: float(p) for n, p in zip(mix.dataset_names, mix.weights)},
+        "prompt_fraction": prompted / num_draws,
+        "prompt_end_fraction": float((kinds == PROMPT_END).sum() / prompted) if prompted else float("nan"),
+    }
+
+
+def throughput(mix: Mixture, num_rows: int = 256, batch_size: int = 16, workers: int = 0,
+               warmup_batches: int = 2) -> dict[str, float]:
+    """Real (non-padding) tokens per second through the grain pipeline, after `warmup_batches`.
+
+    The first batches fill the per-process episode cache (reading shards, tokenizing
+    whole episodes); the steady-state figure excludes them, and `cold_seconds` says
+    what they cost.
+    """
+    import time
+
+    it = mix.iterator(batch_size, workers=workers, num_rows=num_rows + warmup_batches * batch_size)
+    try:
+        t0 = time.perf_counter()
+        for _ in range(warmup_batches):
+            next(it)
+        t1 = time.perf_counter()
+        tokens = rows = 0
+        for b in it:
+            tokens += int(b["valid"].sum())
+            rows += b["valid"].shape[0]
+        t2 = time.perf_counter()
+    finally:
+        if hasattr(it, "close"):
+            it.close()
+    return {"tokens_per_s": tokens / (t2 - t1), "rows_per_s": rows / (t2 - t1), "rows": rows, "tokens": tokens,
+            "fill": tokens / max(1, rows * mix.config.sequence_length), "cold_seconds": t1 - t0}
+
+
 def default_weight_share(names: Sequence[str] | None = None) -> dict[str, float]:
     """Each dataset's probability when the `names` (default: all defaults) are mixed with `DEFAULT_WEIGHTS`."""
     names = list(names or DEFAULT_WEIGHTS)

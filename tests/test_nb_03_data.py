@@ -1,0 +1,27 @@
+"""Runs notebooks/03_data in smoke mode with papermill and checks its metrics."""
+
+import pytest
+
+from gatolab import notebooks
+
+
+@pytest.mark.notebook
+def test_data_notebook(tmp_path):
+    res = notebooks.run("03_data", tmp_path, {"SMOKE": True})
+    m = res["metrics"]
+    ds = m["datasets"]
+    assert set(ds) == {"classic", "babyai", "metaworld", "text", "vision_language"}
+    assert ds["classic"] == {**ds["classic"], "tasks": 2, "episodes": 6}
+    assert all(d["episodes"] > 0 and d["tokens"] >= d["timesteps"] for d in ds.values())
+    # Experts beat the random policy where the gap is unambiguous.
+    assert m["expert_return_mean"]["CartPole-v1"] == 500 and m["random_return_mean"]["CartPole-v1"] < 100
+    assert m["expert_return_mean"]["BabyAI-GoToRedBallGrey-v0"] > m["random_return_mean"]["BabyAI-GoToRedBallGrey-v0"]
+    assert m["video_frames"]["babyai"] >= 2 and m["video_frames"]["metaworld"] >= 2
+    assert m["batch_shape"] == [8, 256] and m["batch_loss_on_prompt"] == 0 and m["batch_valid_tokens"] > 0
+    emp = m["mixture"]
+    for name, p in emp["dataset_probability"].items():  # 4000 draws: 4 sigma is at most 0.032
+        assert abs(emp["dataset_fraction"][name] - p) < 0.032, name
+    assert abs(emp["prompt_fraction"] - 0.25) < 0.03
+    assert m["tokens_per_s"] > 0
+    html = open(res["html"]).read()
+    assert html.count("Plotly.newPlot") >= 4 and html.count("<video") >= 2
