@@ -13,6 +13,7 @@ import sys
 _REGISTRARS = [
     "gatolab.cli:_add_text",
     "gatolab.data.cli:add_cli",
+    "gatolab.train.run:add_cli",
 ]
 
 

@@ -1,0 +1,148 @@
+"""`gatolab train` and its Python twin `gl.train.train(...)`: data + model + loop in one call.
+
+    gatolab train --preset tiny --data data/classic data/babyai --steps 500 --out runs/tiny \
+        optim.peak_lr=3e-4 model.dropout=0.0 mixture.prompt_probability=0.25
+
+Multi-host: start the same command on every host with `--coordinator HOST:PORT
+--num-processes N --process-id I`; `jax.distributed.initialize` runs before anything
+touches a device, and each host reads its own rows of every global batch.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+
+from gatolab.train.checkpoint import tokenizer_meta
+from gatolab.train.loop import Trainer, TrainConfig
+
+
+def text_tokenizer_for(vocab: int):
+    """The SentencePiece model of a given size: 512 is the tiny test model, else the default corpus."""
+    from gatolab import testing, text
+
+    return testing.tiny_text_tokenizer() if vocab == testing.TINY_TEXT_VOCAB else text.default_text_tokenizer(vocab)
+
+
+def split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """{"mixture.x": v, "steps": 3, "optim.y": w} -> (mixture overrides, train overrides)."""
+    mix = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("mixture.")}
+    rest = {k: v for k, v in overrides.items() if not k.startswith("mixture.")}
+    return mix, rest
+
+
+def build_source(config: TrainConfig, mixture: str, data: Sequence[str | os.PathLike], tokenizer, workers: int = 0,
+                 mixture_overrides: Mapping[str, Any] | None = None):
+    """The batch source for a run: "default" mixes the datasets in `data` with Table 1's
+    weights (gatolab.data.mixture); "synthetic" is random multimodal episodes (smoke runs)."""
+    process_index, process_count = jax.process_index(), jax.process_count()
+    if config.batch_size % process_count:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by the {process_count} processes")
+    local = config.batch_size // process_count
+    if mixture == "synthetic":
+        from gatolab import testing
+
+        return testing.SyntheticBatches(config.batch_size, config.sequence_length, config.max_patches, seed=config.seed,
+                                        shard_index=process_index, shard_count=process_count)
+    if mixture != "default":
+        raise ValueError(f"unknown mixture {mixture!r} (expected 'default' or 'synthetic')")
+    if not data:
+        raise ValueError("the 'default' mixture needs dataset directories (--data DIR ...)")
+    from gatolab.data.mixture import Mixture, MixtureConfig
+
+    mcfg = MixtureConfig(sequence_length=config.sequence_length, max_patches=config.max_patches, seed=config.seed,
+                         **dict(mixture_overrides or {}))
+    mix = Mixture(mcfg, list(data), tokenizer)
+    return mix.iterator(local, workers=workers, process_index=process_index, process_count=process_count)
+
+
+def train(preset: str = "tiny", *, out: str | os.PathLike, steps: int | None = None, data: Sequence[str] = (),
+          mixture: str = "default", text_vocab: int = 32_000, workers: int = 0, train_preset: str | None = None,
+          overrides: Mapping[str, Any] | None = None, progress: bool = True, on_metrics=None) -> dict[str, Any]:
+    """Trains a `preset` model on a mixture; resumes from `out` if it holds checkpoints.
+
+    Args:
+      preset: model preset ("tiny", "gato_79m", ...).
+      out: run directory.
+      steps: total optimiser steps (overrides the training preset's).
+      data: dataset directories for the "default" mixture.
+      mixture: "default" or "synthetic".
+      text_vocab: SentencePiece size (512 = the tiny test model).
+      workers: grain worker processes for the mixture.
+      train_preset: "tiny" (CPU) or "paper" (GATO_SPEC §4); default "tiny" for the tiny
+        model and "paper" otherwise.
+      overrides: "key=value" settings: TrainConfig fields, "optim.*", "model.*", "mixture.*".
+    """
+    mix_over, train_over = split_overrides(dict(overrides or {}))
+    cfg = TrainConfig.preset_config(train_preset or ("tiny" if preset == "tiny" else "paper"))
+    cfg = cfg.replace(preset=preset, **train_over)
+    if steps is not None:
+        cfg = cfg.replace(steps=steps)
+        if cfg.optim.total_steps != steps:
+            cfg = cfg.replace(**{"optim.total_steps": steps, "optim.warmup_steps": min(cfg.optim.warmup_steps, steps)})
+    tokenizer = None
+    if mixture == "default":
+        from gatolab.sequence import GatoTokenizer
+
+        tokenizer = GatoTokenizer(text=text_tokenizer_for(text_vocab))
+    source = build_source(cfg, mixture, data, tokenizer, workers, mix_over)
+    if tokenizer is None:
+        tokenizer = source.tokenizer
+    meta = {**tokenizer_meta(tokenizer), "mixture": {"kind": mixture, "data": [str(d) for d in data], **mix_over}}
+    trainer = Trainer(cfg, out, source, extra_meta=meta)
+    return trainer.run(progress=progress, on_metrics=on_metrics)
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r}: expected KEY=VALUE (e.g. optim.peak_lr=3e-4)")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("train", help="train a Gato model (resumes from --out)")
+    p.add_argument("--preset", default="tiny", help="model preset: tiny, gato_79m, gato_364m, gato_1_18b")
+    p.add_argument("--mixture", default="default", choices=["default", "synthetic"])
+    p.add_argument("--data", nargs="*", default=[], help="dataset directories (gatolab data generate --out ...)")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--out", required=True)
+    p.add_argument("--text-vocab", type=int, default=32_000)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--train-preset", default=None, choices=["tiny", "paper"])
+    p.add_argument("--mesh", default=None, help="data,fsdp,tensor sizes, e.g. 8,1,1 or 2,4,1")
+    p.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host)")
+    p.add_argument("--num-processes", type=int, default=None)
+    p.add_argument("--process-id", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE: TrainConfig fields, optim.*, model.*, mixture.*")
+    p.set_defaults(func=_cli_train)
+
+
+def _cli_train(args) -> int:
+    if args.coordinator:
+        jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                                   process_id=args.process_id)
+    overrides = parse_overrides(args.overrides)
+    if args.mesh:
+        overrides["mesh_shape"] = tuple(int(x) for x in args.mesh.split(","))
+    res = train(args.preset, out=args.out, steps=args.steps, data=args.data, mixture=args.mixture,
+                text_vocab=args.text_vocab, workers=args.workers, train_preset=args.train_preset, overrides=overrides,
+                progress=not args.no_progress)
+    if jax.process_index() == 0:
+        last = res["last"]
+        print(f"trained to step {res['step']} (resumed: {res['resumed']}); loss {last.get('loss', float('nan')):.4f}; "
+              f"checkpoints in {res['checkpoint']}")
+    return 0
+
+
