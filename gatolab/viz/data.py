@@ -80,9 +80,10 @@ def batch_figure(batch: Mapping[str, np.ndarray], mix=None, max_rows: int = 8, m
         colorscale += [[i / n, MODALITY_COLORS[m]], [(i + 1) / n, MODALITY_COLORS[m]]]
     labels = []
     for r in range(b):
-        name = f"row {r}"
-        if mix is not None:
-            name = f"{mix.dataset_names[int(batch['dataset_id'][r])]}: {mix.task_names[int(batch['task_id'][r])]}"[:38]
+        name = ""
+        if mix is not None:  # the row number keeps the category labels unique
+            name = f"{mix.dataset_names[int(batch['dataset_id'][r])]}: {mix.task_names[int(batch['task_id'][r])]}"[:36]
+        name = f"{r}. {name}"
         kind = int(batch["prompt_kind"][r])
         labels.append(f"{name} [{['no prompt', 'prompt: end', 'prompt: uniform'][kind]}]")
     z = mod[:b, :L].astype(float)
