@@ -183,7 +183,9 @@ def test_long_text_timesteps_are_cut_but_control_timesteps_are_not(tmp_path, tok
     with pytest.raises(ValueError, match="more than sequence_length=16"):
         mx.Mixture(mx.MixtureConfig(sequence_length=16, weights={"big": 1}, filter_episodes=False), [cpath], tok).row(0)
     m2 = mx.Mixture(mx.MixtureConfig(sequence_length=128, weights={"big": 1}, filter_episodes=False), [cpath], tok)
-    assert m2.max_patches == 128 and m2.row(0)["patches"].shape == (128, 16, 16, 3)
+    # 48x64 camera -> 12 patches per timestep; 3-step episodes -> at most 2 x 36 patches in a row.
+    assert m2.max_patches == 72 and m2.row(0)["patches"].shape == (72, 16, 16, 3)
+    assert max(int((m2.row(i)["patch_index"] >= 0).sum()) for i in range(30)) <= 72
 
 
 def test_bad_configuration_is_a_clear_error(toy_root, tok):

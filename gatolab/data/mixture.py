@@ -69,7 +69,9 @@ class MixtureConfig:
 
     Attributes:
       sequence_length: L, tokens per row (Gato: 1024).
-      max_patches: image patches per row; None -> 0 if no dataset has image fields, else L.
+      max_patches: image patches per row (the batch's patch axis). None -> the most a row
+        can hold: min(L, 2 x the most patches in any one episode) (a prompt and a window
+        each come from one episode), 0 when no dataset has images.
       weights: dataset name -> sample weight (any positive scale); None -> `DEFAULT_WEIGHTS`
         restricted to the datasets given. Every dataset must have a weight.
       within_dataset: "task" or "episode" (see the module docstring).
@@ -186,7 +188,7 @@ class Mixture:
         self.kept: list[np.ndarray] = []  # per global task
         self.filter_report: list[dict[str, Any]] = []
         self._dataset_tasks: list[np.ndarray] = []
-        has_images = False
+        patch_bound = 0
         for di, ds in enumerate(self.datasets):
             tids = []
             by_task = collections.defaultdict(list)
@@ -195,7 +197,9 @@ class Mixture:
             for task in sorted(by_task):
                 idx = np.array(by_task[task], np.int64)
                 spec = ds.specs[task]
-                has_images |= any(f.modality == Modality.IMAGE for f in spec.observation.values())
+                per_step = self._patches_per_timestep(spec)
+                if per_step:
+                    patch_bound = max(patch_bound, 2 * per_step * int(ds.episode_length[idx].max()))
                 rets = ds.episode_return[idx]
                 if config.filter_episodes and ds.kind == "control" and spec.action:
                     keep, e, thr = filter_episodes(rets, config.filter_fraction, config.filter_window_max,
@@ -215,7 +219,7 @@ class Mixture:
             raise ValueError(f"Mixture: no dataset has both a positive weight and episodes left after filtering (weights {dict(zip(names, w))})")
         w = np.where(usable, w, 0.0)
         self.weights = w / w.sum()  # the probabilities actually used
-        self.max_patches = config.max_patches if config.max_patches is not None else (config.sequence_length if has_images else 0)
+        self.max_patches = config.max_patches if config.max_patches is not None else min(config.sequence_length, patch_bound)
         self._dataset_episode_weights = []
         for di in range(len(self.datasets)):
             tids = self._dataset_tasks[di]
@@ -228,6 +232,17 @@ class Mixture:
         d = dict(self.__dict__)
         d["_cache"], d["_cache_size"] = collections.OrderedDict(), 0
         return d
+
+    def _patches_per_timestep(self, spec) -> int:
+        """Patches the tokenizer makes from one timestep's images (patchify a blank frame of each)."""
+        from gatolab import tokenizers as tk
+
+        c = self.tokenizer.config
+        n = 0
+        for f in spec.observation.values():
+            if f.modality == Modality.IMAGE:
+                n += tk.patchify(np.zeros(f.shape, np.uint8), c.patch_size, c.image_policy, c.image_channels)[0].shape[0]
+        return n
 
     # --- draws -------------------------------------------------------------------------
     def draw(self, index: int) -> Draw:
