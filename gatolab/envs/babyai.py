@@ -24,8 +24,8 @@ Decisions ([open], GATO_SPEC §2.3/§4):
 The bot's `replan()` can loop forever (seen on UnlockToUnlock), so every call runs
 under a budget of Python function calls (deterministic, unlike a wall-clock timeout,
 and it works in any thread); over budget it raises `BotTimeout`. `generate` skips such
-seeds, and seeds where the bot raises (recorded in the next episode's metadata). Levels the bot cannot solve, or hangs
-on, are left out; `EXCLUDED_LEVELS` says which and why (quoted by the data card), and
+seeds, and seeds where the bot raises (recorded in the next episode's metadata).
+Levels the bot cannot solve, or hangs on, are left out; `EXCLUDED_LEVELS` says which and why (quoted by the data card), and
 `benchmarks/measure_experts.py` measured the rest.
 """
 
@@ -55,8 +55,9 @@ EXCLUDED_LEVELS: dict[str, str] = {
     "BabyAI-PutNextS6N3Carrying-v0": "BabyAIBot cannot solve it (its docstring says so); replan() raises on every seed (0/20)",
     "BabyAI-PutNextS7N4Carrying-v0": "BabyAIBot cannot solve it (its docstring says so); replan() raises on every seed (0/20)",
     "BabyAI-UnlockToUnlock-v0": "BabyAIBot.replan() never returns on some seeds (6/20 over budget, e.g. seed 4); 70% success",
-    # Debug variants end the episode at the first wrong action; otherwise identical to
-    # their parent level, so they add no behaviour. The bot is not built for that rule:
+    # Debug variants verify the instruction strictly (`strict=debug` in minigrid: opening
+    # or picking up a wrong object fails the episode); otherwise they are their parent
+    # level, so they add no behaviour. The bot, which may open wrong doors, is not built for it:
     "BabyAI-OpenDoorsOrderN2Debug-v0": "Debug duplicate of OpenDoorsOrderN2; the bot succeeds on only 35% (7/20)",
     "BabyAI-OpenDoorsOrderN4Debug-v0": "Debug duplicate of OpenDoorsOrderN4; the bot succeeds on only 10% (2/20)",
     "BabyAI-OpenDoorDebug-v0": "Debug duplicate of OpenDoor (bot 100%); left out as a duplicate",

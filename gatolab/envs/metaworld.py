@@ -2,8 +2,9 @@
 
 Gato trained on 45 Meta-World tasks (GATO_SPEC §8, Table 1). gatolab offers every
 MT50 task that has a scripted policy in `metaworld.policies.ENV_POLICY_MAP` (all 50 in
-metaworld 3.1); `benchmarks/measure_experts.py` measures which of them the scripted
-expert actually solves here, and `EXPERT_SUCCESS` below records it for the data card.
+metaworld 3.1); `benchmarks/measure_experts.py` measured how often each scripted
+expert succeeds here and `EXPERT_SUCCESS` records it for the data card: 49 of 50 at
+>= 90% (stick-pull-v3: 75%), so all 50 are offered.
 
 | field | modality | what |
 |---|---|---|
@@ -48,9 +49,24 @@ ACTION_DIM = 4
 MAX_PATH_LENGTH = 500
 _UPSIDE_DOWN_CAMERAS = ("corner", "corner2", "corner3", "corner4")
 
-# Expert success rate per task, measured by benchmarks/measure_experts.py (filled in
-# from its output; 20 seeded episodes per task, 500 steps, this machine).
-EXPERT_SUCCESS: dict[str, float] = {}
+# Scripted-expert success rate per task (success at any step of a 500-step episode),
+# measured by `benchmarks/measure_experts.py --domains metaworld` over 20 seeded
+# episodes per task (metaworld 3.1.1, mujoco 3.3.0). 49/50 tasks >= 90%; the random
+# policy is at 0% on 44 tasks (drawer-close 45%, handle-press 50% are the outliers).
+EXPERT_SUCCESS: dict[str, float] = {
+    "assembly-v3": 1.00, "basketball-v3": 1.00, "bin-picking-v3": 1.00, "box-close-v3": 0.90,
+    "button-press-topdown-v3": 1.00, "button-press-topdown-wall-v3": 1.00, "button-press-v3": 1.00,
+    "button-press-wall-v3": 1.00, "coffee-button-v3": 1.00, "coffee-pull-v3": 1.00, "coffee-push-v3": 1.00,
+    "dial-turn-v3": 1.00, "disassemble-v3": 0.95, "door-close-v3": 1.00, "door-lock-v3": 1.00, "door-open-v3": 0.95,
+    "door-unlock-v3": 1.00, "drawer-close-v3": 1.00, "drawer-open-v3": 1.00, "faucet-close-v3": 1.00,
+    "faucet-open-v3": 1.00, "hammer-v3": 1.00, "hand-insert-v3": 1.00, "handle-press-side-v3": 1.00,
+    "handle-press-v3": 1.00, "handle-pull-side-v3": 1.00, "handle-pull-v3": 1.00, "lever-pull-v3": 1.00,
+    "peg-insert-side-v3": 0.95, "peg-unplug-side-v3": 0.95, "pick-out-of-hole-v3": 1.00, "pick-place-v3": 1.00,
+    "pick-place-wall-v3": 1.00, "plate-slide-back-side-v3": 1.00, "plate-slide-back-v3": 1.00,
+    "plate-slide-side-v3": 1.00, "plate-slide-v3": 1.00, "push-back-v3": 0.95, "push-v3": 1.00, "push-wall-v3": 1.00,
+    "reach-v3": 1.00, "reach-wall-v3": 1.00, "shelf-place-v3": 1.00, "soccer-v3": 0.90, "stick-pull-v3": 0.75,
+    "stick-push-v3": 1.00, "sweep-into-v3": 0.95, "sweep-v3": 1.00, "window-close-v3": 1.00, "window-open-v3": 1.00,
+}
 
 
 def choose_mujoco_gl() -> str:
