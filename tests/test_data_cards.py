@@ -79,9 +79,9 @@ def test_committed_cards_cover_the_default_datasets_and_are_regenerable(tmp_path
             assert row["expert_return"]["n"] == row["episodes"] == len(row["expert_returns"]), (n, task)
             if card["kind"] == "control":
                 assert row["random_return"]["n"] == len(row["random_returns"]) > 0, (n, task)
-    # The summary, README and returns.json are exactly what the code makes from the cards.
+    # The cards' markdown, the summary, README and returns.json are exactly what the code makes from the JSON.
     for p in REPO_CARDS.glob("*.json"):
         shutil.copy(p, tmp_path / p.name)
     cards.write_summary(tmp_path)
-    for name in ("README.md", "summary.json", "returns.json"):
+    for name in ["README.md", "summary.json", "returns.json"] + [f"{n}.md" for n in names]:
         assert (tmp_path / name).read_text() == (REPO_CARDS / name).read_text(), name

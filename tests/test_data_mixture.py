@@ -173,7 +173,11 @@ def test_long_text_timesteps_are_cut_but_control_timesteps_are_not(tmp_path, tok
     para = "the quick brown fox jumps over the lazy dog " * 40
     text_eps = [Episode("prose", {"text": [para, "short one", para]}) for _ in range(3)]
     tpath = _write_dataset(tmp_path, "text", "text", tspec, text_eps)
-    m = mx.Mixture(mx.MixtureConfig(sequence_length=64, weights={"text": 1}), [tpath], tok)
+    m = mx.Mixture(mx.MixtureConfig(sequence_length=64, weights={"text": 1}, prompt_probability=1.0), [tpath], tok)
+    assert {m.draw(i).prompt_kind for i in range(200)} == {mx.PROMPT_NONE}  # prompts are for control data
+    everywhere = mx.Mixture(mx.MixtureConfig(sequence_length=64, weights={"text": 1}, prompt_probability=1.0,
+                                             prompt_control_only=False), [tpath], tok)
+    assert {everywhere.draw(i).prompt_kind for i in range(200)} == {mx.PROMPT_END, mx.PROMPT_UNIFORM}
     for i in range(20):
         row = m.row(i)
         assert row["valid"].all() or row["valid"][: row["valid"].sum()].all()

@@ -255,7 +255,10 @@ def render_card(card: dict[str, Any]) -> str:
                      f"{wexp} | {kept} | {_fmt(t.get('random_return'))} |")
     lines.append("")
     lines.append("Returns are mean ± standard deviation over episodes. The expert return is over the dataset's episodes; "
-                 "the windowed expert return is GATO_SPEC §4's max windowed mean (W = min(1000, 0.1·N)).")
+                 "the windowed expert return is GATO_SPEC §4's max windowed mean (W = min(1000, 0.1·N)); \"kept by filter\" "
+                 "counts episodes at or above the §2.3 threshold (80% of it, read as within 20% of |E| for negative returns). "
+                 "Expert success is what the environment reports (`info[\"success\"]`); a task that defines no success "
+                 "(e.g. Pendulum) shows 0%.")
     return "\n".join(lines) + "\n"
 
 
@@ -267,8 +270,7 @@ def write_card(dataset: str | os.PathLike | EpisodeDataset, out_dir: str | os.Pa
     card["generated_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = Path(out_dir)
     io_utils.atomic_write_json(out / f"{card['dataset']}.json", card)
-    io_utils.atomic_write_text(out / f"{card['dataset']}.md", render_card(card))
-    write_summary(out)
+    write_summary(out)  # renders the .md of this card and of every other card in the folder
     return card
 
 
@@ -300,9 +302,11 @@ def summary_rows(cards: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_summary(cards_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Regenerates README.md, summary.json and returns.json from every card in the folder."""
+    """Regenerates every card's .md, README.md, summary.json and returns.json from the cards' JSON."""
     cards_dir = Path(cards_dir)
     cards = load_cards(cards_dir)
+    for c in cards:
+        io_utils.atomic_write_text(cards_dir / f"{c['dataset']}.md", render_card(c))
     rows = summary_rows(cards)
     returns = {}
     for c in cards:

@@ -119,7 +119,7 @@ def mixture_check_figure(emp: Mapping[str, Any]) -> go.Figure:
                         subplot_titles=[f"datasets over {emp['num_draws']} rows", "prompts"])
     fig.add_trace(go.Bar(x=names, y=[emp["dataset_probability"][n] for n in names], name="configured"), row=1, col=1)
     fig.add_trace(go.Bar(x=names, y=[emp["dataset_fraction"][n] for n in names], name="observed"), row=1, col=1)
-    fig.add_trace(go.Bar(x=["prompted", "from the end (of prompted)"], y=[emp["prompt_fraction"], emp["prompt_end_fraction"]],
+    fig.add_trace(go.Bar(x=["prompted (of control rows)", "from the end (of prompted)"], y=[emp["prompt_fraction"], emp["prompt_end_fraction"]],
                          name="observed prompts", marker_color="#54A24B"), row=1, col=2)
     fig.update_layout(height=360, barmode="group", title="Mixture: weights and prompt fractions as sampled")
     return fig
