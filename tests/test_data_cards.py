@@ -66,6 +66,10 @@ def test_card_refuses_a_corrupt_dataset(toy_dir, tmp_path):
 def test_cli_card(toy_dir, tmp_path, capsys):
     assert cli.main(["data", "card", "--data", str(toy_dir), "--random-episodes", "2", "--out", str(tmp_path)]) == 0
     assert "2 tasks, 12 episodes" in capsys.readouterr().out
+    serial = json.loads((tmp_path / "toy.json").read_text())
+    assert cli.main(["data", "card", "--data", str(toy_dir), "--random-episodes", "2", "--workers", "2", "--out", str(tmp_path)]) == 0
+    parallel = json.loads((tmp_path / "toy.json").read_text())
+    assert [r["random_returns"] for r in parallel["tasks"].values()] == [r["random_returns"] for r in serial["tasks"].values()]
     assert cli.main(["data", "summary", "--cards", str(tmp_path)]) == 0
 
 

@@ -121,9 +121,19 @@ def default_tokenizer(dataset: EpisodeDataset, text_vocab: int = 32_000) -> Gato
     return GatoTokenizer(TokenizerConfig(), text=text)
 
 
+def _random_returns_job(domain_name: str, task: str, n: int, seed: int) -> list[float]:
+    from gatolab.data.generation import resolve_domain
+
+    return measure_returns(resolve_domain(domain_name), task, n, seed)
+
+
 def card_stats(dataset: str | os.PathLike | EpisodeDataset, *, random_episodes: int = 20, random_seed: int = 1_000_000,
-               tokenizer: GatoTokenizer | None = None, progress: bool = True) -> dict[str, Any]:
-    """Measures everything a card reports (see the module docstring)."""
+               tokenizer: GatoTokenizer | None = None, progress: bool = True, workers: int = 1) -> dict[str, Any]:
+    """Measures everything a card reports (see the module docstring).
+
+    `workers` > 1 runs the random-policy rollouts of different tasks in that many
+    processes (the same seeds, so the same numbers).
+    """
     from gatolab.data.generation import resolve_domain
 
     ds = dataset if isinstance(dataset, EpisodeDataset) else EpisodeDataset(dataset)
@@ -137,6 +147,19 @@ def card_stats(dataset: str | os.PathLike | EpisodeDataset, *, random_episodes: 
     by_task: dict[str, list[int]] = {}
     for i, t in enumerate(ds.episode_task):
         by_task.setdefault(t, []).append(i)
+    random: dict[str, Any] = {}
+    if domain is not None:
+        if workers > 1:
+            import concurrent.futures as cf
+            import multiprocessing
+
+            with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futs = {t: pool.submit(_random_returns_job, m.get("domain", ds.name), t, random_episodes, random_seed)
+                        for t in sorted(by_task)}
+                random = {t: f.result() for t, f in tqdm(futs.items(), desc=f"random policy {ds.name}", disable=not progress)}
+        else:
+            random = {t: measure_returns(domain, t, random_episodes, random_seed)
+                      for t in tqdm(sorted(by_task), desc=f"random policy {ds.name}", disable=not progress)}
     bar = tqdm(total=len(ds), unit="ep", desc=f"card {ds.name}", disable=not progress)
     for task in sorted(by_task):
         idx = by_task[task]
@@ -164,7 +187,7 @@ def card_stats(dataset: str | os.PathLike | EpisodeDataset, *, random_episodes: 
             row["filter_threshold"] = thr
             row["kept_by_filter"] = int(keep.sum())
         if domain is not None:
-            rand = measure_returns(domain, task, random_episodes, random_seed)
+            rand = random[task]
             row["random_return"] = _stats(rand)
             row["random_returns"] = [float(x) for x in rand]
             row["random_seeds"] = [random_seed, random_seed + random_episodes - 1]
@@ -264,9 +287,10 @@ def render_card(card: dict[str, Any]) -> str:
 
 def write_card(dataset: str | os.PathLike | EpisodeDataset, out_dir: str | os.PathLike = "data_cards", *,
                random_episodes: int = 20, random_seed: int = 1_000_000, tokenizer: GatoTokenizer | None = None,
-               progress: bool = True) -> dict[str, Any]:
+               progress: bool = True, workers: int = 1) -> dict[str, Any]:
     """Measures a dataset, writes `<out>/<name>.json` and `.md`, and regenerates the summary."""
-    card = card_stats(dataset, random_episodes=random_episodes, random_seed=random_seed, tokenizer=tokenizer, progress=progress)
+    card = card_stats(dataset, random_episodes=random_episodes, random_seed=random_seed, tokenizer=tokenizer, progress=progress,
+                      workers=workers)
     card["generated_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = Path(out_dir)
     io_utils.atomic_write_json(out / f"{card['dataset']}.json", card)
@@ -333,6 +357,14 @@ def write_summary(cards_dir: str | os.PathLike) -> list[dict[str, Any]]:
     if rows:
         lines.append(f"| **total** | {sum(r['tasks'] for r in rows)} | {sum(r['episodes'] for r in rows)} | "
                      f"{sum(r['timesteps'] for r in rows)} | {_human(sum(r['tokens'] for r in rows))} | | |")
-    lines += ["", "Per-task expert and random-policy returns (for normalised scores, GATO_SPEC §6): [`returns.json`](returns.json)."]
+    lines += ["", "Per-task expert and random-policy returns (for normalised scores, GATO_SPEC §6): [`returns.json`](returns.json).",
+              "", "To regenerate (the data itself is not committed; every task of each domain at generation time):", "", "```"]
+    for c in cards:
+        g = c.get("generation", {})
+        n_rand = next((t.get("random_return", {}).get("n") for t in c["tasks"].values() if t.get("random_return")), 0)
+        lines.append(f"gatolab data generate --domain {c['domain']} --episodes {g.get('episodes_per_task')} --seed {g.get('seed')} "
+                     f"--shard-size {g.get('shard_size')} --workers 2 --out runs/data")
+        lines.append(f"gatolab data card --data runs/data/{c['dataset']} --random-episodes {n_rand} --out data_cards")
+    lines.append("```")
     io_utils.atomic_write_text(cards_dir / "README.md", "\n".join(lines) + "\n")
     return rows

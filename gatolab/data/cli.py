@@ -33,6 +33,7 @@ def add_cli(sub) -> None:
     c.add_argument("--random-episodes", type=int, default=20)
     c.add_argument("--random-seed", type=int, default=1_000_000)
     c.add_argument("--text-vocab", type=int, default=32_000)
+    c.add_argument("--workers", type=int, default=1, help="processes for the random-policy rollouts")
     c.add_argument("--out", default="data_cards")
     c.set_defaults(func=_card)
 
@@ -67,7 +68,7 @@ def _card(args) -> int:
     for path in args.data:
         ds = EpisodeDataset(path)
         card = cards.write_card(ds, args.out, random_episodes=args.random_episodes, random_seed=args.random_seed,
-                                tokenizer=cards.default_tokenizer(ds, args.text_vocab))
+                                tokenizer=cards.default_tokenizer(ds, args.text_vocab), workers=args.workers)
         print(f"{args.out}/{card['dataset']}.md: {card['num_tasks']} tasks, {card['num_episodes']} episodes, {card['num_tokens']} tokens")
     return 0
 
