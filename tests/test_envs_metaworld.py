@@ -15,6 +15,7 @@ TASKS = ["reach-v3", "button-press-topdown-v3", "drawer-open-v3", "pick-place-v3
 def test_tasks_and_spec():
     domain = genv.get_domain("metaworld")
     assert len(domain.tasks()) >= 45
+    assert set(gmw.EXPERT_SUCCESS) == set(domain.tasks())  # every offered task was measured
     spec = domain.spec("reach-v3")
     assert spec.observation["state"].shape == (39,) and spec.observation["state"].uses_mu_law
     assert spec.action["action"].shape == (4,) and not spec.action["action"].uses_mu_law
