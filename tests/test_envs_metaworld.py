@@ -71,3 +71,19 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="'action' contains NaN"):
         env.step({"action": np.array([0, np.nan, 0, 0], np.float32)})
     env.close()
+
+
+def test_choose_mujoco_gl_finds_a_working_backend():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    code = "from gatolab.envs.metaworld import choose_mujoco_gl; print(choose_mujoco_gl())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("egl", "osmesa")  # this machine has both; a headless one must find one
+    # A backend the user chose is left alone.
+    env["MUJOCO_GL"] = "osmesa"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "osmesa"

@@ -33,8 +33,9 @@ down; the consistent fix for a camera whose up vector is negated is a 180° rota
 
 from __future__ import annotations
 
-import ctypes.util
 import os
+import subprocess
+import sys
 import warnings
 from typing import Any
 
@@ -69,21 +70,33 @@ EXPERT_SUCCESS: dict[str, float] = {
 }
 
 
-def choose_mujoco_gl() -> str:
-    """Picks a headless OpenGL backend for MuJoCo unless MUJOCO_GL is already set.
+_GL_PROBE = "import mujoco; c = mujoco.GLContext(16, 16); c.make_current(); c.free()"
 
-    Must run before `mujoco` is first imported (it reads MUJOCO_GL at import). EGL
-    (GPU or Mesa's software EGL) is faster than OSMesa where it exists (we measured
-    90 vs 116 ms per 128x128 frame on a 2-core CPU machine); OSMesa is the fallback.
+
+def choose_mujoco_gl() -> str:
+    """Picks a working headless OpenGL backend for MuJoCo unless MUJOCO_GL is already set.
+
+    Must run before `mujoco` is first imported: it reads MUJOCO_GL at import, and a
+    backend whose library is missing breaks `import mujoco` itself, not only
+    rendering. So each candidate is tried in a subprocess (~0.3 s) that makes a GL
+    context: EGL first (GPU or Mesa's software EGL; 90 ms per 128x128 frame on a
+    2-core CPU machine), then OSMesa (116 ms). The choice goes into os.environ, so
+    worker processes inherit it without probing again. If neither works, MUJOCO_GL
+    stays unset: simulation works, rendering raises MuJoCo's own error.
     """
     if "MUJOCO_GL" not in os.environ:
-        if ctypes.util.find_library("EGL"):
-            os.environ["MUJOCO_GL"] = "egl"
-        elif ctypes.util.find_library("OSMesa"):
-            os.environ["MUJOCO_GL"] = "osmesa"
+        for backend in ("egl", "osmesa"):
+            env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend}
+            try:
+                ok = subprocess.run([sys.executable, "-c", _GL_PROBE], env=env, capture_output=True, timeout=60).returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                ok = False
+            if ok:
+                os.environ["MUJOCO_GL"] = backend
+                break
     if os.environ.get("MUJOCO_GL") in ("egl", "osmesa"):
         os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
-    return os.environ.get("MUJOCO_GL", "glfw")
+    return os.environ.get("MUJOCO_GL", "")
 
 
 def _metaworld():
