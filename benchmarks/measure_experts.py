@@ -45,7 +45,7 @@ def _make(domain_name: str, task: str):
         env = babyai.BabyAITaskEnv(task, babyai.babyai_spec(task))
         return env, babyai.BabyAIExpert(), genv.common.random_policy_for(env.spec, 0), True
     env = domain.make(task)
-    has_success = not (domain_name == "classic" and genv.classic.CLASSIC_TASKS[task][1] is None)
+    has_success = domain.defines_success(task) if hasattr(domain, "defines_success") else True
     return env, domain.expert(task), None, has_success
 
 

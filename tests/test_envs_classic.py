@@ -50,6 +50,11 @@ def test_generate_is_deterministic():
     assert [e.metadata["seed"] for e in a] == [5, 6]
     np.testing.assert_array_equal(a[1].observations["state"], b[1].observations["state"])
     assert not np.array_equal(a[0].observations["state"][0], a[1].observations["state"][0])
+    # Pendulum defines no success: no "success" entry (not a misleading False); others have one.
+    assert "success" not in a[0].metadata and a[0].metadata["expert"] == "PendulumExpert"
+    assert not DOMAIN.defines_success("Pendulum-v1") and DOMAIN.defines_success("CartPole-v1")
+    cart = next(DOMAIN.generate("CartPole-v1", 1, seed=0))
+    assert cart.metadata["success"] is True and cart.metadata["expert"] == "CartPoleExpert"
 
 
 def test_render_frames():

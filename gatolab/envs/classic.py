@@ -23,12 +23,14 @@ own units, so the tokenizer mu-law encodes it (the paper: mu-law "if not already
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from gatolab.envs.base import Domain, Policy, TaskEnv, register
-from gatolab.envs.common import GymTaskEnv, bounds_of, check_task, random_policy_for, require
+from gatolab.envs.common import GymTaskEnv, bounds_of, check_task, generate_expert_episodes, random_policy_for, require
+from gatolab.episode import Episode
 from gatolab.specs import EnvSpec, FieldSpec
 
 # task -> (kind of action, success rule). Success rules: "survive" (no termination
@@ -192,6 +194,18 @@ class ClassicDomain(Domain):
 
     def random_policy(self, task: str, seed: int = 0) -> Policy:
         return random_policy_for(self.spec(task), seed)
+
+    def defines_success(self, task: str) -> bool:
+        """False for tasks with no success criterion (Pendulum): judge those by return."""
+        check_task(task, self.tasks(), self.name)
+        return CLASSIC_TASKS[task][1] is not None
+
+    def generate(self, task: str, num_episodes: int, seed: int = 0) -> Iterator[Episode]:
+        """Expert episodes, seeds seed + i; metadata names the expert, and has no
+        "success" entry where the task defines none."""
+        check_task(task, self.tasks(), self.name)
+        return generate_expert_episodes(self, task, num_episodes, seed, expert_name=type(self.expert(task)).__name__,
+                                        defines_success=self.defines_success(task))
 
 
 register("classic", ClassicDomain)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from gatolab.envs.base import Action, Observation, Policy, TaskEnv
+from gatolab.envs.base import Action, Domain, Observation, Policy, TaskEnv, rollout
+from gatolab.episode import Episode
 from gatolab.specs import EnvSpec, FieldSpec, Modality
 
 
@@ -183,3 +184,24 @@ def as_policy(fn: Callable[[Observation], Action]) -> Policy:
         return fn(obs)
 
     return policy
+
+
+def generate_expert_episodes(domain: Domain, task: str, num_episodes: int, seed: int, *, expert_name: str,
+                             defines_success: bool = True) -> Iterator[Episode]:
+    """`Domain.generate` with the expert's name in each episode's metadata.
+
+    Episode i uses seed `seed + i`. Where the task defines no success (Pendulum),
+    the "success" entry `rollout` writes (always False there) is dropped, so data
+    cards report "no success defined" rather than 0%.
+    """
+    env = domain.make(task, seed=seed)
+    try:
+        policy = domain.expert(task)
+        for i in range(num_episodes):
+            episode, _ = rollout(env, policy, seed=seed + i, metadata={"expert": expert_name})
+            if not defines_success:
+                meta = {k: v for k, v in episode.metadata.items() if k != "success"}
+                episode = Episode(episode.task, episode.observations, episode.actions, episode.rewards, meta)
+            yield episode
+    finally:
+        env.close()

@@ -37,12 +37,15 @@ import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from gatolab.envs.base import Domain, Policy, TaskEnv, register
-from gatolab.envs.common import check_action, check_observation, check_task, random_policy_for, require
+from gatolab.envs.common import (check_action, check_observation, check_task, generate_expert_episodes, random_policy_for,
+                                 require)
+from gatolab.episode import Episode
 from gatolab.specs import EnvSpec, FieldSpec
 
 OBS_DIM = 39
@@ -237,6 +240,11 @@ class MetaWorldDomain(Domain):
 
     def random_policy(self, task: str, seed: int = 0) -> Policy:
         return random_policy_for(self.spec(task), seed)
+
+    def generate(self, task: str, num_episodes: int, seed: int = 0) -> Iterator[Episode]:
+        """Expert episodes, seeds seed + i; metadata names the scripted policy."""
+        expert = self.expert(task)
+        return generate_expert_episodes(self, task, num_episodes, seed, expert_name=type(expert.policy).__name__)
 
 
 register("metaworld", MetaWorldDomain)

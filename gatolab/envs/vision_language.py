@@ -14,6 +14,11 @@ Sources:
 `write_shapes_dataset` exports the generated scenes in those two formats (so real
 loaders and generated data can be checked against each other).
 
+Licences: the generated shapes data is gatolab's own (Apache-2.0). MS-COCO caption
+annotations and VQAv2 annotations are CC BY 4.0; COCO images keep their Flickr
+owners' terms (cocodataset.org/#termsofuse). gatolab ships none of them; the loaders
+read files the user already has.
+
 Decisions ([open], GATO_SPEC §1/§4):
 - Images are resized to a fixed `image_size` (default 64x64, 4x4 Gato patches) with
   bilinear filtering; the paper does not state the VL image resolution.
