@@ -99,3 +99,15 @@ def test_bad_inputs_raise():
         env.step({"action": np.asarray([1, 2])})
     with pytest.raises(ValueError, match="needs a BabyAITaskEnv"):
         DOMAIN.expert("BabyAI-GoToRedBall-v0")(genv.get_domain("classic").make("CartPole-v1"), {})
+
+
+def test_generate_skips_seeds_where_the_bot_fails():
+    class WithUnlockToUnlock(babyai.BabyAIDomain):
+        def tasks(self):
+            return ["BabyAI-UnlockToUnlock-v0"]
+
+        def expert(self, task):
+            return babyai.BabyAIExpert(call_budget=200_000)
+
+    ep = next(WithUnlockToUnlock().generate("BabyAI-UnlockToUnlock-v0", 1, seed=4))
+    assert ep.metadata["seed"] == 5 and ep.metadata["skipped_seeds"] == [4]
