@@ -130,11 +130,13 @@ def main(argv=None) -> int:
                   file=sys.stderr, flush=True)
 
     print(f"\n{len(rows)} tasks, {a.episodes} expert / {n_random} random episodes each, {time.time() - t0:.0f} s\n")
-    print("| domain | task | expert success | expert return | random success | random return | expert length | expert eps/s | expert steps/s | bot errors |")
+    print("| domain | task | expert success | expert return | random success | random return | expert length | "
+          "expert eps/s | expert steps/s | bot errors |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         e, rn = r["expert"], r["random"]
-        print(f"| {r['domain']} | {r['task']} | {_fmt(e['success_rate'], True)} | {e['return_mean']:.2f} ± {e['return_std']:.2f} | "
+        print(f"| {r['domain']} | {r['task']} | {_fmt(e['success_rate'], True)} | "
+              f"{e['return_mean']:.2f} ± {e['return_std']:.2f} | "
               f"{_fmt(rn['success_rate'], True)} | {rn['return_mean']:.2f} ± {rn['return_std']:.2f} | {e['length_mean']:.0f} | "
               f"{e['episodes_per_s']:.1f} | {e['steps_per_s']:.0f} | {e['timeouts']} |")
     for name in a.domains:

@@ -112,8 +112,8 @@ def test_default_vl_episodes_are_five_pairs(task):
 def test_coco_and_vqa_loaders_round_trip_generated_dataset(tmp_path):
     paths = vl.write_shapes_dataset(tmp_path, num_images=7, seed=3, image_size=32)
     coco = vl.CocoCaptions(paths["captions"], paths["images"], image_size=(32, 32))
-    vqa = vl.VQAv2(paths["questions"], paths["annotations"], paths["images"], image_pattern="COCO_{data_subtype}_{image_id:012d}.png",
-                   image_size=(32, 32))
+    vqa = vl.VQAv2(paths["questions"], paths["annotations"], paths["images"],
+                   image_pattern="COCO_{data_subtype}_{image_id:012d}.png", image_size=(32, 32))
     assert len(coco) == 7 and len(vqa) == 7
     d = vl.VisionLanguageDomain({"coco": coco, "vqa": vqa})
     ep = next(d.generate("coco", 1, seed=0))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -175,15 +175,6 @@ class GymTaskEnv(TaskEnv):
 
     def close(self) -> None:
         self.env.close()
-
-
-def as_policy(fn: Callable[[Observation], Action]) -> Policy:
-    """Wraps an observation -> action function as a `Policy` (which also receives the env)."""
-
-    def policy(env: TaskEnv, obs: Observation) -> Action:
-        return fn(obs)
-
-    return policy
 
 
 def generate_expert_episodes(domain: Domain, task: str, num_episodes: int, seed: int, *, expert_name: str,

@@ -8,7 +8,7 @@ expert succeeds here and `EXPERT_SUCCESS` records it for the data card: 49 of 50
 
 | field | modality | what |
 |---|---|---|
-| "state" | CONTINUOUS (39,), unbounded -> mu-law (Gato §2.1) | hand xyz, gripper, two objects' pose, the previous frame of both, goal xyz |
+| "state" | CONTINUOUS (39,), unbounded -> mu-law (Gato §2.1) | hand xyz, gripper, 2 objects' poses, previous frame, goal |
 | action "action" | CONTINUOUS (4,), [-1, 1] -> no mu-law | end-effector Δxyz, gripper effort |
 
 Construction: one environment class per task, goal observable (the scripted policies
@@ -167,7 +167,8 @@ class MetaWorldTaskEnv(TaskEnv):
         info = dict(info)
         info["success"] = bool(info.get("success", 0.0))
         terminated = bool(terminated) or (self.terminate_on_success and info["success"])
-        return check_observation(self.spec, {"state": np.asarray(raw, np.float32)}), float(reward), terminated, bool(truncated), info
+        obs = check_observation(self.spec, {"state": np.asarray(raw, np.float32)})
+        return obs, float(reward), terminated, bool(truncated), info
 
     def render(self) -> np.ndarray | None:
         if not self._rendering:

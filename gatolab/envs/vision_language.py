@@ -291,7 +291,8 @@ class VQAv2(_FileSource):
             _require_keys(q, ["question_id", "image_id", "question"], f"VQAv2 questions {questions}: questions[{i}]")
             if q["question_id"] not in answers:
                 raise ValueError(f"VQAv2 {annotations}: no annotation for question_id {q['question_id']!r}")
-            by_image.setdefault(q["image_id"], []).append(VQA_TEMPLATE.format(question=q["question"], answer=answers[q["question_id"]]))
+            text = VQA_TEMPLATE.format(question=q["question"], answer=answers[q["question_id"]])
+            by_image.setdefault(q["image_id"], []).append(text)
         image_dir = Path(image_dir)
         subtype = qdata.get("data_subtype", "")
         self.items = [(image_dir / image_pattern.format(image_id=i, data_subtype=subtype), qa) for i, qa in by_image.items()]
@@ -321,7 +322,8 @@ def write_shapes_dataset(out_dir: str | os.PathLike, num_images: int, seed: int 
         for j, (q, a) in enumerate(scene_questions(scene, rng)):
             qid = i * 100 + j
             questions.append({"question_id": qid, "image_id": i, "question": q})
-            anns.append({"question_id": qid, "image_id": i, "multiple_choice_answer": a, "answers": [{"answer": a, "answer_id": 1}]})
+            anns.append({"question_id": qid, "image_id": i, "multiple_choice_answer": a,
+                         "answers": [{"answer": a, "answer_id": 1}]})
     paths = {"images": images_dir, "captions": out / "captions.json", "questions": out / "questions.json",
              "annotations": out / "annotations.json"}
     paths["captions"].write_text(json.dumps({"images": images, "annotations": caps}))
@@ -347,7 +349,8 @@ class VisionLanguageDomain(Domain):
     name = "vision_language"
     kind = "vision_language"
 
-    def __init__(self, sources: Mapping[str, Any] | None = None, pairs_per_episode: int = PAIRS_PER_EPISODE, image_size: int = 64):
+    def __init__(self, sources: Mapping[str, Any] | None = None, pairs_per_episode: int = PAIRS_PER_EPISODE,
+                 image_size: int = 64):
         if pairs_per_episode < 1:
             raise ValueError(f"pairs_per_episode must be >= 1, got {pairs_per_episode}")
         self.sources = dict(sources) if sources is not None else {
