@@ -170,11 +170,18 @@ class EnvSpec:
 
     `action` is empty for datasets without actions (text, vision-language): their
     timesteps have no separator and no action tokens.
+
+    `order` optionally fixes the order of the observation fields within a timestep. The
+    default (None) is the paper's rule for control data (appendix B): text, then image
+    patches, then tensors. Vision-language data needs the image first, so that a
+    caption or answer is predicted from its image (Gato §2.1 places images before the
+    text they come with): such specs set `order=("image", "text")`.
     """
 
     name: str
     observation: Mapping[str, FieldSpec]
     action: Mapping[str, FieldSpec] = dataclasses.field(default_factory=dict)
+    order: tuple[str, ...] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "observation", flatten_fields(self.observation))
@@ -184,10 +191,17 @@ class EnvSpec:
                 raise ValueError(f"EnvSpec {self.name!r}: action field {key!r} must be DISCRETE or CONTINUOUS, got {f.modality.name}")
         if not self.observation:
             raise ValueError(f"EnvSpec {self.name!r}: needs at least one observation field")
+        if self.order is not None:
+            object.__setattr__(self, "order", tuple(self.order))
+            if sorted(self.order) != sorted(self.observation):
+                raise ValueError(f"EnvSpec {self.name!r}: order {list(self.order)} must list every observation field "
+                                 f"exactly once ({sorted(self.observation)})")
 
     @property
     def observation_order(self) -> list[str]:
-        """Observation fields in token order: text, images, tensors; each group by key."""
+        """Observation fields in token order: `order` if given, else text, images, tensors, each group by key."""
+        if self.order is not None:
+            return list(self.order)
         return sorted(self.observation, key=lambda k: (_MODALITY_ORDER[self.observation[k].modality], k))
 
     @property
@@ -203,6 +217,7 @@ class EnvSpec:
             "name": self.name,
             "observation": {k: f.to_json() for k, f in self.observation.items()},
             "action": {k: f.to_json() for k, f in self.action.items()},
+            "order": list(self.order) if self.order is not None else None,
         }
 
     @classmethod
@@ -211,4 +226,5 @@ class EnvSpec:
             name=d["name"],
             observation={k: FieldSpec.from_json(v) for k, v in d["observation"].items()},
             action={k: FieldSpec.from_json(v) for k, v in d.get("action", {}).items()},
+            order=tuple(d["order"]) if d.get("order") else None,
         )

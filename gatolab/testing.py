@@ -89,8 +89,9 @@ def synthetic_episode(spec: EnvSpec | None = None, num_steps: int = 4, seed: int
 class SyntheticBatches:
     """A deterministic, resumable batch source over synthetic episodes (tests, smoke runs).
 
-    Batch i depends only on (seed, i, shard): its state is just {"index": i}. Each host
-    (`shard_index` of `shard_count`) gets its own rows of the global batch.
+    Row r of global batch i depends only on (seed, i, r): the state is just {"index": i},
+    and host `shard_index` of `shard_count` yields rows [h*B/P, (h+1)*B/P) of every global
+    batch, so any number of hosts trains on the same global batches.
     """
 
     def __init__(self, batch_size: int, seq_len: int, max_patches: int | None = None, spec: EnvSpec | None = None,
@@ -113,9 +114,9 @@ class SyntheticBatches:
     def __next__(self) -> dict[str, np.ndarray]:
         from gatolab.sequence import stack_arrays
 
-        rng = np.random.default_rng([self.seed, self.index, self.shard_index])
         rows = []
-        for _ in range(self.local_batch):
+        for r in range(self.shard_index * self.local_batch, (self.shard_index + 1) * self.local_batch):
+            rng = np.random.default_rng([self.seed, self.index, r])
             seq = self.sequences[rng.integers(len(self.sequences))]
             start = int(rng.integers(seq.num_timesteps))
             rows.append(seq.window(start, self.seq_len).to_arrays(self.seq_len, self.max_patches,

@@ -262,3 +262,15 @@ def test_token_sequence_checks_its_shapes(seq):
 def test_spec_json_round_trip(spec):
     again = EnvSpec.from_json(spec.to_json())
     assert again == spec
+
+
+def test_spec_order_puts_the_image_before_its_caption(tok):
+    spec = EnvSpec("vl", {"image": FieldSpec.image(16, 16, 3), "text": FieldSpec.text()}, order=("image", "text"))
+    ep = gl.Episode("vl", {"image": np.zeros((2, 16, 16, 3), np.uint8), "text": ["a red ball", "a blue box"]})
+    s = tok.tokenize_episode(ep, spec)
+    starts, ends = s.timestep_bounds()
+    for a, b in zip(starts, ends):
+        assert s.modality[a] == Modality.IMAGE and s.modality[b - 1] == Modality.TEXT
+    assert EnvSpec.from_json(spec.to_json()) == spec
+    with pytest.raises(ValueError, match="every observation field"):
+        EnvSpec("vl", {"image": FieldSpec.image(16, 16, 3), "text": FieldSpec.text()}, order=("image",))

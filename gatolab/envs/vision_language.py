@@ -24,10 +24,10 @@ Decisions ([open], GATO_SPEC §1/§4):
   bilinear filtering; the paper does not state the VL image resolution.
 - VQA text is "Q: <question> A: <answer>" in one TEXT field, all of it a loss target
   (Gato §2.3: text tokens are targets). `VQA_TEMPLATE` holds the format.
-- Token order within a timestep follows GATO_SPEC §1 (text, then image patches), so a
-  pair's text precedes its image in the sequence: the model can condition a caption
-  only on earlier pairs, not on its own image. This is the tokenizer's rule
-  (`EnvSpec.observation_order`), noted here because it matters most for captioning.
+- Token order within a timestep: the image, then its text (`EnvSpec(order=("image",
+  "text"))`), so a caption or answer is predicted from its own image. The default
+  order for control data (GATO_SPEC §1: text, then image patches) would put a caption
+  before its image.
 """
 
 from __future__ import annotations
@@ -363,7 +363,7 @@ class VisionLanguageDomain(Domain):
     def spec(self, task: str) -> EnvSpec:
         check_task(task, self.tasks(), self.name)
         h, w = self.sources[task].image_size
-        return EnvSpec(task, observation={"image": FieldSpec.image(h, w, 3), "text": FieldSpec.text()})
+        return EnvSpec(task, observation={"image": FieldSpec.image(h, w, 3), "text": FieldSpec.text()}, order=("image", "text"))
 
     def generate(self, task: str, num_episodes: int, seed: int = 0) -> Iterator[Episode]:
         """Episode i draws its pairs from seed `seed + i` (deterministic)."""

@@ -292,6 +292,10 @@ class Trainer:
         if self._peak is None:
             self._peak = measure_peak_flops()
         log_path = self.out_dir / "metrics.jsonl"
+        if jax.process_index() == 0 and log_path.exists():
+            # A resumed run rewrites the steps after its checkpoint: drop the killed run's lines past it.
+            kept = [line for line in log_path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= self.step]
+            io_utils.atomic_write_text(log_path, "".join(line + "\n" for line in kept))
         bar = None
         if progress and jax.process_index() == 0:
             from tqdm.auto import tqdm

@@ -38,15 +38,21 @@ LOGICAL_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
 
 
 def make_mesh(shape: Sequence[int] | None = None, devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A ("data", "fsdp", "tensor") mesh over `devices` (default: all). Default shape: all data-parallel."""
+    """A ("data", "fsdp", "tensor") mesh over `devices` (default: all). Default shape: all data-parallel.
+
+    On one host a smaller mesh takes the first prod(shape) devices (e.g. (1, 1, 1) = one
+    device); with several hosts the mesh must cover every device.
+    """
     devices = list(devices if devices is not None else jax.devices())
     n = len(devices)
     shape = tuple(shape) if shape is not None else (n, 1, 1)
     if len(shape) != 3 or any(s < 1 for s in shape):
         raise ValueError(f"mesh shape must be three positive sizes for {MESH_AXES}, got {shape}")
-    if int(np.prod(shape)) != n:
-        raise ValueError(f"mesh shape {shape} needs {int(np.prod(shape))} devices, but {n} are available")
-    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+    need = int(np.prod(shape))
+    if need > n or (need < n and jax.process_count() > 1):
+        raise ValueError(f"mesh shape {shape} needs {need} devices, but {n} are available"
+                         + (" (with several processes the mesh must use all of them)" if need < n else ""))
+    return Mesh(np.asarray(devices[:need]).reshape(shape), MESH_AXES)
 
 
 def parameter_shardings(model: nnx.Module, mesh: Mesh, rules=LOGICAL_RULES):

@@ -1,0 +1,160 @@
+"""Training (Gato §2.3; GATO_SPEC §4): schedule, loss falls, NaN stop, exact resume after
+SIGKILL, sharded == unsharded, two processes on localhost, a checkpoint rebuilds the model."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gatolab as gl
+from gatolab.train import OptimConfig, Trainer, TrainConfig, TrainingDiverged, learning_rate_schedule
+from gatolab.train.checkpoint import CheckpointError, load_model, tokenizer_meta
+
+WORKER = Path(__file__).parent / "train_worker.py"
+SMALL = dict(batch_size=8, seq_len=64, max_patches=32, log_every=1, peak_flops=1e11)
+
+
+def _cfg(**over):
+    return TrainConfig.preset_config("tiny", **{**SMALL, **over})
+
+
+def _source(cfg):
+    return gl.testing.SyntheticBatches(cfg.batch_size, cfg.sequence_length, cfg.max_patches, seed=cfg.seed)
+
+
+def _worker(out, overrides, *extra, env=None, check=True):
+    env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, str(WORKER), str(out), json.dumps(overrides), *extra], env=env,
+                          capture_output=True, text=True, timeout=600, check=check)
+
+
+def test_schedule_follows_the_spec():
+    cfg = OptimConfig()
+    lr = learning_rate_schedule(cfg)
+    assert float(lr(0)) == pytest.approx(1e-7)
+    assert float(lr(15_000)) == pytest.approx(1e-4)
+    assert float(lr(1_000_000)) == pytest.approx(1e-5)  # cosine decay by 10x
+    assert (cfg.b1, cfg.b2, cfg.eps, cfg.weight_decay, cfg.clip_norm) == (0.9, 0.95, 1e-8, 0.1, None)
+    paper = TrainConfig.preset_config("paper")
+    assert (paper.batch_size, paper.sequence_length, paper.steps) == (512, 1024, 1_000_000)
+    with pytest.raises(ValueError, match="unknown optimiser setting"):
+        paper.replace(**{"optim.lr": 1.0})
+
+
+def test_loss_falls_and_checkpoint_rebuilds_the_model(tmp_path):
+    cfg = _cfg(steps=25, ckpt_every=25, **{"optim.warmup_steps": 5})
+    src = _source(cfg)
+    trainer = Trainer(cfg, tmp_path, src, extra_meta=tokenizer_meta(src.tokenizer))
+    res = trainer.run(progress=False)
+    lines = gl.train.read_metrics(tmp_path)
+    assert [m["step"] for m in lines] == list(range(1, 26))
+    first, last = np.mean([m["loss"] for m in lines[:3]]), np.mean([m["loss"] for m in lines[-3:]])
+    assert last < first - 2.0, (first, last)
+    assert all(np.isfinite(m["mfu"]) and m["tokens_per_s"] > 0 for m in lines)
+    assert res["step"] == 25 and (tmp_path / "config.json").exists()
+
+    # The checkpoint path alone rebuilds model and tokenizer.
+    model, tok, meta = load_model(tmp_path)
+    batch = next(_source(cfg))
+    from flax import nnx
+
+    live = nnx.merge(trainer.graphdef, trainer.state)[0]
+    np.testing.assert_allclose(float(gl.model.loss_fn(model, batch)[0]), float(gl.model.loss_fn(live, batch)[0]), rtol=1e-6)
+    assert tok.text.fingerprint == src.tokenizer.text.fingerprint and meta["step"] == 25
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(tmp_path / "nope")
+    with pytest.raises(CheckpointError, match="different model config"):
+        Trainer(cfg.replace(**{"model.num_layers": 3}), tmp_path, _source(cfg)).restore()
+
+
+def test_nan_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = _cfg(steps=2, ckpt_every=1)
+    Trainer(cfg, tmp_path, _source(cfg)).run(progress=False)
+    bad = cfg.replace(steps=4, **{"optim.peak_lr": 1e300, "optim.init_lr": 1e300, "optim.warmup_steps": 0})
+    with pytest.raises(TrainingDiverged, match=r"at step 2 .*Last good checkpoint: .*checkpoints/2"):
+        Trainer(bad, tmp_path, _source(cfg)).run(progress=False)
+    again = Trainer(cfg.replace(steps=3), tmp_path, _source(cfg))
+    assert again.restore() and again.step == 2  # still readable, finite, and resumable
+    assert np.isfinite(again.train_step(next(again.source))["loss"])
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_follow_the_uninterrupted_trajectory(tmp_path):
+    over = {"steps": 8, "ckpt_every": 3}
+    _worker(tmp_path / "ref", over, "--report", str(tmp_path / "ref.json"))
+    killed = _worker(tmp_path / "run", over, "--kill-at", "5", check=False)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit()) == [3]
+    _worker(tmp_path / "run", over, "--report", str(tmp_path / "resumed.json"))
+    ref = json.loads((tmp_path / "ref.json").read_text())
+    resumed = json.loads((tmp_path / "resumed.json").read_text())
+    assert sorted(map(int, resumed["losses"])) == [4, 5, 6, 7, 8]  # picked up after checkpoint 3
+    for step, loss in resumed["losses"].items():
+        assert loss == pytest.approx(ref["losses"][step], rel=1e-6, abs=1e-6)  # stated tolerance: 1e-6
+    assert resumed["param_abs_sum"] == pytest.approx(ref["param_abs_sum"], rel=1e-6)
+    logged = [m["step"] for m in gl.train.read_metrics(tmp_path / "run")]
+    assert logged == list(range(1, 9))  # the killed run's lines past the checkpoint were replaced
+
+
+@pytest.mark.slow
+def test_sharded_equals_unsharded_on_8_cpu_devices(tmp_path):
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    reports = {}
+    for mesh in ([1, 1, 1], [8, 1, 1], [2, 4, 1], [2, 2, 2]):
+        name = "x".join(map(str, mesh))
+        _worker(tmp_path / name, {"steps": 3, "ckpt_every": 100, "mesh_shape": mesh}, "--report",
+                str(tmp_path / f"{name}.json"), env=env)
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    base = reports.pop("1x1x1")
+    assert base["devices"] == 8
+    for name, rep in reports.items():
+        for step, loss in base["losses"].items():
+            assert rep["losses"][step] == pytest.approx(loss, rel=1e-4), name  # stated tolerance: 1e-4 relative
+        assert rep["param_abs_sum"] == pytest.approx(base["param_abs_sum"], rel=1e-4), name
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_on_localhost_match_one(tmp_path):
+    over = {"steps": 3, "ckpt_every": 3}
+    _worker(tmp_path / "one", over, "--report", str(tmp_path / "one.json"),
+            env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    port = _free_port()
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    procs = [subprocess.Popen([sys.executable, str(WORKER), str(tmp_path / "two"), json.dumps(over), "--coordinator",
+                               f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i), "--report",
+                               str(tmp_path / "two.json")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    one = json.loads((tmp_path / "one.json").read_text())
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert two["processes"] == 2 and two["devices"] == 2 and one["devices"] == 2
+    for step, loss in one["losses"].items():
+        assert two["losses"][step] == pytest.approx(loss, rel=1e-4)
+    assert two["param_abs_sum"] == pytest.approx(one["param_abs_sum"], rel=1e-4)
+    assert (tmp_path / "two" / "checkpoints" / "3").is_dir()
+
+
+def test_cli_trains_on_a_generated_dataset(tmp_path):
+    from gatolab import cli
+
+    assert cli.main(["data", "generate", "--domain", "classic", "--tasks", "CartPole-v1", "--episodes", "3",
+                     "--out", str(tmp_path / "data")]) == 0
+    assert cli.main(["train", "--preset", "tiny", "--data", str(tmp_path / "data" / "classic"), "--steps", "3",
+                     "--out", str(tmp_path / "run"), "--text-vocab", "512", "--no-progress", "batch_size=4", "seq_len=128",
+                     "log_every=1", "peak_flops=1e11"]) == 0
+    lines = gl.train.read_metrics(tmp_path / "run")
+    assert [m["step"] for m in lines] == [1, 2, 3] and lines[0]["targets/discrete"] > 0
+    assert cli.main(["train", "--out", str(tmp_path / "x"), "--mixture", "default", "--text-vocab", "512"]) == 2  # no --data
