@@ -121,7 +121,9 @@ def add_cli(sub) -> None:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--train-preset", default=None, choices=["tiny", "paper"])
     p.add_argument("--mesh", default=None, help="data,fsdp,tensor sizes, e.g. 8,1,1 or 2,4,1")
-    p.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host)")
+    p.add_argument("--distributed", action="store_true",
+                   help="multi-host with auto-detection (Cloud TPU pods, SLURM): jax.distributed.initialize()")
+    p.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host, explicit)")
     p.add_argument("--num-processes", type=int, default=None)
     p.add_argument("--process-id", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
@@ -133,6 +135,8 @@ def _cli_train(args) -> int:
     if args.coordinator:
         jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
                                    process_id=args.process_id)
+    elif args.distributed:
+        jax.distributed.initialize()
     overrides = parse_overrides(args.overrides)
     if args.mesh:
         overrides["mesh_shape"] = tuple(int(x) for x in args.mesh.split(","))
