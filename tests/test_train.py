@@ -158,3 +158,11 @@ def test_cli_trains_on_a_generated_dataset(tmp_path):
     lines = gl.train.read_metrics(tmp_path / "run")
     assert [m["step"] for m in lines] == [1, 2, 3] and lines[0]["targets/discrete"] > 0
     assert cli.main(["train", "--out", str(tmp_path / "x"), "--mixture", "default", "--text-vocab", "512"]) == 2  # no --data
+
+
+def test_max_seconds_stops_early_with_a_checkpoint(tmp_path):
+    cfg = _cfg(steps=1000, ckpt_every=1000, max_seconds=0.0)
+    res = Trainer(cfg, tmp_path, _source(cfg)).run(progress=False)
+    assert res["stopped_by_time"] and res["step"] == 1
+    assert [m["step"] for m in gl.train.read_metrics(tmp_path)] == [1]
+    assert (tmp_path / "checkpoints" / "1").is_dir()

@@ -59,6 +59,8 @@ class TrainConfig:
       keep: checkpoints kept (keep-last-N).
       mesh_shape: ("data", "fsdp", "tensor") sizes; None = all devices data-parallel.
       peak_flops: the device's peak FLOP/s for MFU; None measures a float32 matmul.
+      max_seconds: a wall-clock budget for this invocation; when spent, the loop writes a
+        checkpoint and returns early (re-running resumes). None = no limit.
     """
 
     preset: str = "tiny"
@@ -74,6 +76,7 @@ class TrainConfig:
     keep: int = 3
     mesh_shape: tuple[int, int, int] | None = None
     peak_flops: float | None = None
+    max_seconds: float | None = None
 
     @classmethod
     def preset_config(cls, name: str, **overrides: Any) -> TrainConfig:
@@ -275,6 +278,17 @@ class Trainer:
         return True
 
     # --- the run ----------------------------------------------------------------------------
+    def _out_of_time(self, t_start: float) -> bool:
+        """Whether `max_seconds` is spent; with several hosts, process 0's clock decides for all."""
+        if self.config.max_seconds is None:
+            return False
+        spent = time.perf_counter() - t_start > self.config.max_seconds
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            spent = bool(multihost_utils.broadcast_one_to_all(np.asarray(spent)))
+        return spent
+
     def run(self, progress: bool = True, on_metrics: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Trains until `config.steps`, resuming from the latest checkpoint in `out_dir`.
 
@@ -302,16 +316,19 @@ class Trainer:
 
             bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step")
         window: list[dict[str, float]] = []
-        t_last, tokens_since = time.perf_counter(), 0
+        t_start = t_last = time.perf_counter()
+        tokens_since = 0
         last: dict[str, Any] = {}
-        while self.step < cfg.steps:
+        out_of_time = False
+        while self.step < cfg.steps and not out_of_time:
             batch = next(self.source)
             metrics = self.train_step(batch)  # raises TrainingDiverged on NaN/inf
             window.append(metrics)
             tokens_since += int(np.asarray(batch["valid"]).sum()) * jax.process_count()
             if bar is not None:
                 bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            out_of_time = self._out_of_time(t_start)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
                 dt = time.perf_counter() - t_last
                 mean = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
                 frac = mean["targets"] / max(1.0, tokens_since / len(window) / jax.process_count())
@@ -327,11 +344,12 @@ class Trainer:
                 if on_metrics is not None:
                     on_metrics(last)
                 window, t_last, tokens_since = [], time.perf_counter(), 0
-            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or out_of_time:
                 self.save()
         if bar is not None:
             bar.close()
-        return {"step": self.step, "resumed": resumed, "last": last, "checkpoint": str(self.checkpointer.directory)}
+        return {"step": self.step, "resumed": resumed, "last": last, "checkpoint": str(self.checkpointer.directory),
+                "stopped_by_time": out_of_time and self.step < cfg.steps, "seconds": time.perf_counter() - t_start}
 
 
 _MODEL_INPUTS = ("ids", "modality", "local_position", "is_action", "patch_index", "valid", "patches",
