@@ -279,6 +279,21 @@ class Decoder:
         _, full = self._feed_tokens(chunk, all_logits=return_logits)
         return full
 
+    def feed_actions(self, ids: np.ndarray, *, return_logits: bool = False):
+        """Feeds known action tokens of the current timestep (teacher forcing, e.g. replaying
+        a demonstration); returns their (n, V) logits when `return_logits`."""
+        ids = np.asarray(ids, np.int32).ravel()
+        if len(ids) == 0:
+            raise ValueError("Decoder.feed_actions: no action ids")
+        if self.timestep < 0:
+            raise ValueError("Decoder.feed_actions: observe an observation first")
+        if ids.min() < 0 or ids.max() >= self.config.vocab_size:
+            raise ValueError(f"Decoder.feed_actions: ids must lie in [0, {self.config.vocab_size})")
+        n_pending = len(self.pending)
+        self.pending += [(int(i), int(self._action_modality(int(i))), self.timestep) for i in ids]
+        _, full = self._feed_tokens(None, all_logits=return_logits)
+        return None if full is None else full[n_pending:]
+
     def sample_action(self, ranges: np.ndarray, temperature: float = 1.0, rng: jax.Array | None = None) -> np.ndarray:
         """Samples one action's tokens, one at a time, each restricted to its legal ids.
 

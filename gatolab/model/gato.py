@@ -24,7 +24,7 @@ from gatolab.model import heads
 from gatolab.model.config import ModelConfig
 from gatolab.model.embed import Embedder
 from gatolab.model.layers import fan_in_init, param
-from gatolab.model.transformer import Transformer, causal_mask, dropout
+from gatolab.model.transformer import Transformer, dropout
 
 # What the model reads from a batch (all made by `TokenSequence.to_arrays`).
 MODEL_KEYS = ("ids", "modality", "local_position", "is_action", "patch_index", "valid", "patches",
@@ -114,8 +114,7 @@ class Gato(nnx.Module):
             raise ValueError("Gato: train=True needs a PRNG key (key=jax.random.key(...))")
         k_emb, k_blocks = jax.random.split(key) if train else (None, None)
         x = self.embed_tokens(batch, train=train, key=k_emb)
-        mask = causal_mask(jnp.asarray(batch["valid"], bool))
-        h, _, outs = self.transformer(x, mask, key=k_blocks, collect=collect)
+        h, _, outs = self.transformer(x, jnp.asarray(batch["valid"], bool), key=k_blocks, collect=collect)
         return (h, {"embeddings": x, "blocks": outs}) if collect else h
 
     def logits(self, h: Float[Array, "... D"]) -> Float[Array, "... V"]:
@@ -148,5 +147,5 @@ class Gato(nnx.Module):
         from gatolab.model.transformer import slot_mask
 
         x = self.embed_tokens(chunk, train=False)
-        h, cache, _ = self.transformer(x, slot_mask(slot_order, query_order), cache=cache, slots=slots)
+        h, cache, _ = self.transformer(x, mask=slot_mask(slot_order, query_order), cache=cache, slots=slots)
         return h, cache

@@ -99,15 +99,15 @@ def loss_fn(model: Gato, batch: Mapping[str, Array], *, train: bool = False, key
     """
     if "loss_mask" not in batch:
         raise ValueError("loss_fn: batch has no 'loss_mask' (build it with TokenSequence.to_arrays)")
+    if max_targets is not None and not isinstance(batch["loss_mask"], jax.core.Tracer):
+        most = int((np.asarray(batch["loss_mask"], bool)[:, 1:] & np.asarray(batch["valid"], bool)[:, 1:]).sum(1).max(initial=0))
+        if most > max_targets:
+            raise ValueError(f"loss_fn: a row has {most} targets, more than max_targets={max_targets} "
+                             f"(use target_bucket(batch))")
     h = model.hidden(batch, train=train, key=key)  # (B, T, D)
     targets, mask, tmod = _targets(batch)
     dropped = jnp.zeros((), jnp.int32)
     if max_targets is not None:
-        if not isinstance(batch["loss_mask"], jax.core.Tracer):
-            need = target_bucket(batch, 1)
-            if need > max_targets:
-                raise ValueError(f"loss_fn: a row has {need} targets, more than max_targets={max_targets} "
-                                 f"(use target_bucket(batch))")
         counts = mask.sum(1)
         dropped = jnp.maximum(counts - max_targets, 0).sum()
         # Gather the K target positions of each row (stable order), pad with position 0.

@@ -73,30 +73,62 @@ class Attention(nnx.Module):
         y = einsum("BTD,DHK->BTHK", x, w[...], self.dtype)
         return y + b[...] if b is not None else y
 
-    def __call__(self, x: Float[Array, "B T D"], mask: Bool[Array, "B T S"], cache: LayerCache | None = None,
-                 slots: Int[Array, "T"] | None = None, return_weights: bool = False):
-        """Attends; with a cache, first writes this chunk's keys/values into `slots`.
-
-        Returns:
-          (out (B, T, D), new cache or None[, attention weights (B, H, T, S)]).
-        """
+    def qkv(self, x: Float[Array, "B T D"]) -> tuple[Float[Array, "B T H K"], ...]:
+        """Queries (already scaled by 1/sqrt(K)), keys and values."""
         bias = (lambda name: getattr(self, name)) if self.use_bias else (lambda name: None)
         q = self._project(x, self.query, bias("query_bias")) * self.scale
-        k = self._project(x, self.key, bias("key_bias"))
-        v = self._project(x, self.value, bias("value_bias"))
+        return q, self._project(x, self.key, bias("key_bias")), self._project(x, self.value, bias("value_bias"))
+
+    def _attend(self, q: Float[Array, "B T H K"], k: Float[Array, "B S H K"], v: Float[Array, "B S H K"],
+                mask: Bool[Array, "B T S"]) -> tuple[Float[Array, "B T H K"], Float[Array, "B H T S"]]:
+        logits = einsum("BTHK,BSHK->BHTS", q, k, self.dtype)
+        logits = jnp.where(mask[:, None], logits, _NEG)
+        weights = jax.nn.softmax(logits, axis=-1)
+        return einsum("BHTS,BSHK->BTHK", weights, v, self.dtype), weights
+
+    def _output(self, ctx: Float[Array, "B T H K"]) -> Float[Array, "B T D"]:
+        out = einsum("BTHK,HKD->BTD", ctx, self.out[...], self.dtype)
+        return out + self.out_bias[...] if self.use_bias else out
+
+    def __call__(self, x: Float[Array, "B T D"], valid: Bool[Array, "B T"] | None = None, *,
+                 mask: Bool[Array, "B T S"] | None = None, cache: LayerCache | None = None,
+                 slots: Int[Array, "T"] | None = None, block: int = 0):
+        """Self-attention over the sequence (training) or over the cache (deployment).
+
+        Training / full forward (`valid` given, no cache): causal attention computed in
+        query blocks of `block` tokens, each against only the keys at or before it.
+        Skipping the masked upper triangle halves the work, and each block's (B, H,
+        block, S) scores stay in cache instead of streaming a (B, H, T, T) array through
+        memory several times (the bottleneck on CPUs). `block=0` means one block.
+
+        Deployment (`mask` and `cache` given): first writes this chunk's keys/values into
+        `slots`, then attends to every slot the mask allows.
+
+        Returns:
+          (out (B, T, D), the updated cache or None).
+        """
+        q, k, v = self.qkv(x)
         if cache is not None:
             k_cache, v_cache = cache
             k = k_cache.at[:, slots].set(k.astype(k_cache.dtype))  # (B, S, H, K)
             v = v_cache.at[:, slots].set(v.astype(v_cache.dtype))
-            cache = (k, v)
-        logits = einsum("BTHK,BSHK->BHTS", q, k, self.dtype)
-        logits = jnp.where(mask[:, None], logits, _NEG)
-        weights = jax.nn.softmax(logits, axis=-1)
-        ctx = einsum("BHTS,BSHK->BTHK", weights, v, self.dtype)
-        out = einsum("BTHK,HKD->BTD", ctx, self.out[...], self.dtype)
-        if self.use_bias:
-            out = out + self.out_bias[...]
-        return (out, cache, weights) if return_weights else (out, cache)
+            ctx, _ = self._attend(q, k, v, mask)
+            return self._output(ctx), (k, v)
+        t = x.shape[1]
+        block = t if block <= 0 else min(block, t)
+        outs = []
+        for start in range(0, t, block):
+            end = min(start + block, t)
+            causal = (jnp.arange(start, end)[:, None] >= jnp.arange(end)[None, :])[None]  # (1, Tb, S)
+            ctx, _ = self._attend(q[:, start:end], k[:, :end], v[:, :end], causal & valid[:, None, :end])
+            outs.append(ctx)
+        return self._output(jnp.concatenate(outs, axis=1) if len(outs) > 1 else outs[0]), None
+
+    def weights(self, x: Float[Array, "B T D"], valid: Bool[Array, "B T"]) -> Float[Array, "B H T S"]:
+        """Causal attention probabilities of every head (for plots)."""
+        q, k, _ = self.qkv(x)
+        logits = jnp.where(causal_mask(valid)[:, None], einsum("BTHK,BSHK->BHTS", q, k, self.dtype), _NEG)
+        return jax.nn.softmax(logits, axis=-1)
 
 
 class MLP(nnx.Module):
@@ -148,22 +180,24 @@ class Block(nnx.Module):
         self.ln_mlp = LayerNorm(config.embed_dim, config.norm_eps)
         self.mlp = MLP(config, rngs)
 
-    def __call__(self, x: Float[Array, "B T D"], mask: Bool[Array, "B T S"], key: jax.Array | None = None,
-                 cache: LayerCache | None = None, slots: Int[Array, "T"] | None = None):
+    def __call__(self, x: Float[Array, "B T D"], valid: Bool[Array, "B T"] | None = None, key: jax.Array | None = None, *,
+                 mask: Bool[Array, "B T S"] | None = None, cache: LayerCache | None = None,
+                 slots: Int[Array, "T"] | None = None, block: int = 0):
         k1, k2 = jax.random.split(key) if key is not None else (None, None)
+        kw = dict(mask=mask, cache=cache, slots=slots, block=block)
         if self.norm == "pre":
-            a, cache = self.attn(self.ln_attn(x), mask, cache, slots)
+            a, cache = self.attn(self.ln_attn(x), valid, **kw)
             x = x + dropout(a, self.rate, k1)
             x = x + dropout(self.mlp(self.ln_mlp(x)), self.rate, k2)
         else:
-            a, cache = self.attn(x, mask, cache, slots)
+            a, cache = self.attn(x, valid, **kw)
             x = self.ln_attn(x + dropout(a, self.rate, k1))
             x = self.ln_mlp(x + dropout(self.mlp(x), self.rate, k2))
         return x, cache
 
 
-def _block_apply(block: Block, x, mask, key):
-    return block(x, mask, key)[0]
+def _block_apply(block: Block, x, valid, key, attention_block):
+    return block(x, valid, key, block=attention_block)[0]
 
 
 class Transformer(nnx.Module):
@@ -175,16 +209,18 @@ class Transformer(nnx.Module):
         if config.norm == "pre":
             self.ln_final = LayerNorm(config.embed_dim, config.norm_eps)
 
-    def __call__(self, x: Float[Array, "B T D"], mask: Bool[Array, "B T S"], *, key: jax.Array | None = None,
-                 cache: list[LayerCache] | None = None, slots: Int[Array, "T"] | None = None,
-                 collect: bool = False):
+    def __call__(self, x: Float[Array, "B T D"], valid: Bool[Array, "B T"] | None = None, *, key: jax.Array | None = None,
+                 mask: Bool[Array, "B T S"] | None = None, cache: list[LayerCache] | None = None,
+                 slots: Int[Array, "T"] | None = None, collect: bool = False):
         """Runs every block.
 
         Args:
           x: embeddings (B, T, D).
-          mask: which key slot each query may see, (B, T, S); S = T without a cache.
+          valid: (B, T) real tokens, for the causal training / full forward pass.
           key: dropout key (training only).
-          cache: per-layer (keys, values) of shape (B, S, H, K), written at `slots`.
+          mask: deployment only: which key slot each query may see, (B, T, S).
+          cache: deployment only: per-layer (keys, values) of shape (B, S, H, K),
+            written at `slots`.
           collect: also return each block's output (for the architecture notebook).
 
         Returns:
@@ -195,9 +231,11 @@ class Transformer(nnx.Module):
         for i, block in enumerate(self.blocks):
             if cache is None and self.config.remat == "block":
                 # Recompute this block's activations in the backward pass (less memory).
-                x = nnx.remat(_block_apply)(block, x, mask, keys[i])
+                x = nnx.remat(_block_apply, static_argnums=(4,))(block, x, valid, keys[i], self.config.attention_block)
+            elif cache is None:
+                x, _ = block(x, valid, keys[i], block=self.config.attention_block)
             else:
-                x, c = block(x, mask, keys[i], None if cache is None else cache[i], slots)
+                x, c = block(x, key=None, mask=mask, cache=cache[i], slots=slots)
                 new_cache.append(c)
             if collect:
                 outputs.append(x)
