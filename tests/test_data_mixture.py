@@ -182,6 +182,17 @@ def test_long_text_timesteps_are_cut_but_control_timesteps_are_not(tmp_path, tok
         row = m.row(i)
         assert row["valid"].all() or row["valid"][: row["valid"].sum()].all()
         assert (row["modality"][row["valid"]] == Modality.TEXT).all() and row["loss_mask"][row["valid"] & ~row["prompt_mask"]].all()
+    # Packing: short text episodes fill the row with the following episodes of the task, in order.
+    short = [Episode("prose", {"text": [f"episode {k} says hello", "and goodbye"]}) for k in range(6)]
+    spath = _write_dataset(tmp_path, "short", "text", tspec, short)
+    packed = mx.Mixture(mx.MixtureConfig(sequence_length=64, weights={"short": 1}), [spath], tok)
+    row = packed.row(3)
+    d = packed.draw(3)
+    assert row["valid"].all() and row["num_episodes"] > 2
+    expect = np.concatenate([packed.tokens(0, (d.episode + j) % 6).ids for j in range(int(row["num_episodes"]))])[:64]
+    assert np.array_equal(row["ids"], expect)
+    unpacked = mx.Mixture(mx.MixtureConfig(sequence_length=64, weights={"short": 1}, pack_non_control=False), [spath], tok)
+    assert unpacked.row(3)["valid"].sum() == len(packed.tokens(0, d.episode)) and unpacked.row(3)["num_episodes"] == 1
     cspec = testing.multimodal_spec()
     cpath = _write_dataset(tmp_path, "big", "control", cspec, [testing.synthetic_episode(cspec, 3, seed=s) for s in range(2)])
     with pytest.raises(ValueError, match="more than sequence_length=16"):

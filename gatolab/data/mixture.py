@@ -13,8 +13,14 @@ Gato §2.3 / GATO_SPEC §4, and the choices gatolab makes where the paper is sil
 - Window. [open] A sequence is whole timesteps (never cut mid-timestep, except a
   text/vision-language timestep longer than the context, cut at L tokens). Its first
   timestep is uniform over the starts whose window reaches L tokens (or the episode
-  end), so short tails are not over-sampled. [open] No packing: a window shorter
-  than L is padded (`valid` says which tokens are real).
+  end), so short tails are not over-sampled.
+- Packing. [open] Control windows shorter than L are padded (`valid` says which
+  tokens are real): an episode boundary inside a control sequence would show the
+  model a "next timestep" that is not one. Text and vision-language episodes are
+  short (a few paragraphs, 5 image-caption pairs), so by default (`pack_non_control`)
+  their rows continue with the following episodes of the same task (in dataset
+  order, wrapping) until L is full, the last one cut at L tokens, the way
+  language-model corpora are packed.
 - Filtering (§2.3). Per task, episodes in generation order; expert return = the
   maximum over windows of W = min(1000, 0.1·N) consecutive episodes of the mean
   return; keep episodes with return >= 80% of it. [open] For negative returns
@@ -85,6 +91,7 @@ class MixtureConfig:
       prompt_max_fraction: the prompt's share of L at most.
       prompt_loss: whether prompt tokens are loss targets.
       prompt_control_only: prompts only for control datasets (not text / vision-language).
+      pack_non_control: fill text / vision-language rows with the following episodes.
       seed: the stream's seed.
       cache_tokens: per-process budget of cached tokenized episodes (tokens).
     """
@@ -102,6 +109,7 @@ class MixtureConfig:
     prompt_max_fraction: float = 0.5
     prompt_loss: bool = False
     prompt_control_only: bool = True
+    pack_non_control: bool = True
     seed: int = 0
     cache_tokens: int = 20_000_000
 
@@ -203,7 +211,8 @@ class Mixture:
                 spec = ds.specs[task]
                 per_step = self._patches_per_timestep(spec)
                 if per_step:
-                    patch_bound = max(patch_bound, 2 * per_step * int(ds.episode_length[idx].max()))
+                    packed = config.pack_non_control and not spec.action  # a packed row may be all patches
+                    patch_bound = max(patch_bound, config.sequence_length if packed else 2 * per_step * int(ds.episode_length[idx].max()))
                 rets = ds.episode_return[idx]
                 if config.filter_episodes and ds.kind == "control" and spec.action:
                     keep, e, thr = filter_episodes(rets, config.filter_fraction, config.filter_window_max,
@@ -308,7 +317,12 @@ class Mixture:
         return seq.window(s, budget)
 
     def row(self, index: int) -> dict[str, np.ndarray]:
-        """Row `index` of the stream: `TokenSequence.to_arrays` plus prompt mask and provenance."""
+        """Row `index` of the stream: `TokenSequence.to_arrays` plus prompt mask and provenance.
+
+    Extra keys: prompt_mask (L,), and per row dataset_id, task_id, episode_id (the
+    first episode), prompt_kind, prompt_episode_id, start_timestep, index (position in
+    the stream), num_episodes (how many episodes were packed into the row).
+    """
         c, L = self.config, self.config.sequence_length
         d = self.draw(index)
         ds = self.datasets[d.dataset]
@@ -332,7 +346,19 @@ class Mixture:
         if window is None:
             raise ValueError(f"dataset {ds.name!r} task {self.task_names[d.task]!r}: one timestep has more than "
                              f"sequence_length={L} tokens; raise MixtureConfig.sequence_length")
-        full = TokenSequence.concatenate([prompt, window]) if prompt is not None else window
+        parts = [window]
+        if allow_cut and c.pack_non_control:  # text / vision-language: continue with the next episodes
+            eps = self.kept[d.task]
+            pos = int(np.searchsorted(eps, d.episode))
+            used = n_prompt + len(window)
+            for j in range(1, len(eps)):
+                if used >= L:
+                    break
+                nxt = self.tokens(d.dataset, int(eps[(pos + j) % len(eps)]))
+                piece = nxt.slice(0, min(len(nxt), L - used))  # the last one is cut at L, as LM packing does
+                parts.append(piece)
+                used += len(piece)
+        full = TokenSequence.concatenate(([prompt] if prompt is not None else []) + parts) if prompt is not None or len(parts) > 1 else window
         out = full.to_arrays(L, self.max_patches)
         out["prompt_mask"] = np.arange(L) < n_prompt
         if not c.prompt_loss:
@@ -341,7 +367,7 @@ class Mixture:
         out.update({
             "dataset_id": np.int32(d.dataset), "task_id": np.int32(d.task), "episode_id": np.int32(d.episode),
             "prompt_kind": np.int8(kind), "prompt_episode_id": np.int32(d.prompt_episode if kind else -1),
-            "start_timestep": np.int32(first), "index": np.int64(index),
+            "start_timestep": np.int32(first), "index": np.int64(index), "num_episodes": np.int32(len(parts)),
         })
         return out
 
