@@ -111,7 +111,6 @@ class Decoder:
         self.capacity = int(capacity or model.config.context_len)
         self.overflow = overflow
         self.graphdef, self.state = nnx.split(model)
-        self._feed_jit = jax.jit(self._feed, static_argnames=("width", "all_logits"), donate_argnums=(1,))
         self.reset()
 
     # --- state ---------------------------------------------------------------------------
@@ -131,17 +130,6 @@ class Decoder:
     @property
     def num_cached(self) -> int:
         return int(np.sum(self.slot_order[: self.capacity] >= 0))
-
-    # --- the jitted step -------------------------------------------------------------------
-    def _feed(self, state, cache, chunk, slots, slot_order, query_order, last, lo, hi, temperature, key, *,
-              width: int, all_logits: bool):
-        model = nnx.merge(self.graphdef, state)
-        h, cache = model.extend(chunk, cache, slots, slot_order, query_order)
-        h_last = h[0, last]
-        logits, start = restricted_logits(model, h_last, lo, hi, width)
-        token = start + sample_restricted(logits, temperature, key)
-        full = model.logits(h[0]) if all_logits else None
-        return token, h_last, cache, full
 
     # --- feeding tokens ------------------------------------------------------------------
     def _chunk_from_sequence(self, seq: TokenSequence, timestep_offset: int) -> dict[str, np.ndarray]:
@@ -239,8 +227,8 @@ class Decoder:
                  "patches": pad(tokens["patch"], 0.0), "patch_row_interval": pad(tokens["row"], 0.0),
                  "patch_col_interval": pad(tokens["col"], 0.0)}
         key = jax.random.key(0) if key is None else key
-        token, h_last, self.cache, full = self._feed_jit(
-            self.state, self.cache, chunk, slots, self.slot_order[None].copy(), order[None], np.int32(n - 1),
+        token, h_last, self.cache, full = _feed(
+            self.graphdef, self.state, self.cache, chunk, slots, self.slot_order[None].copy(), order[None], np.int32(n - 1),
             np.int32(lo), np.int32(hi), np.float32(temperature), key, width=width, all_logits=all_logits)
         self.h_last = h_last
         return token, (None if full is None else full[:n])
@@ -341,6 +329,21 @@ class Decoder:
 
 def _round_up(n: int, m: int) -> int:
     return int(np.ceil(n / m) * m)
+
+
+# Module-level jitted steps keyed on the model's (hashable) graph definition, so every
+# Decoder of the same architecture shares compiled code.
+@functools.partial(jax.jit, static_argnames=("graphdef", "width", "all_logits"), donate_argnames=("cache",))
+def _feed(graphdef, state, cache, chunk, slots, slot_order, query_order, last, lo, hi, temperature, key, *,
+          width: int, all_logits: bool):
+    """Writes a chunk into the cache, runs it, samples the next token from its last hidden state."""
+    model = nnx.merge(graphdef, state)
+    h, cache = model.extend(chunk, cache, slots, slot_order, query_order)
+    h_last = h[0, last]
+    logits, start = restricted_logits(model, h_last, lo, hi, width)
+    token = start + sample_restricted(logits, temperature, key)
+    full = model.logits(h[0]) if all_logits else None
+    return token, h_last, cache, full
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "width"))
