@@ -193,6 +193,18 @@ def test_long_text_timesteps_are_cut_but_control_timesteps_are_not(tmp_path, tok
     assert np.array_equal(row["ids"], expect)
     unpacked = mx.Mixture(mx.MixtureConfig(sequence_length=64, weights={"short": 1}, pack_non_control=False), [spath], tok)
     assert unpacked.row(3)["valid"].sum() == len(packed.tokens(0, d.episode)) and unpacked.row(3)["num_episodes"] == 1
+    # Packed image rows stop before the batch's patch axis overflows.
+    ispec = EnvSpec("captions", {"image": FieldSpec.image(32, 32, 3), "caption": FieldSpec.text()})
+    img_eps = [Episode("captions", {"image": np.zeros((2, 32, 32, 3), np.uint8) + k, "caption": ["a box", "a red ball"]})
+               for k in range(8)]
+    ipath = _write_dataset(tmp_path, "vl", "vision_language", ispec, img_eps)
+    vl = mx.Mixture(mx.MixtureConfig(sequence_length=64, weights={"vl": 1}), [ipath], tok)
+    assert vl.max_patches == 32  # max(2 x 8 patches per episode, L / 2)
+    rows = [vl.row(i) for i in range(20)]
+    assert all((r["patch_index"] >= 0).sum() <= 32 and r["num_episodes"] >= 2 for r in rows)
+    tight = mx.Mixture(mx.MixtureConfig(sequence_length=64, weights={"vl": 1}, max_patches=12), [ipath], tok)
+    rows = [tight.row(i) for i in range(20)]
+    assert all((r["patch_index"] >= 0).sum() == 12 and r["valid"].sum() < 64 for r in rows)  # 8 + the next 4, then stop
     cspec = testing.multimodal_spec()
     cpath = _write_dataset(tmp_path, "big", "control", cspec, [testing.synthetic_episode(cspec, 3, seed=s) for s in range(2)])
     with pytest.raises(ValueError, match="more than sequence_length=16"):

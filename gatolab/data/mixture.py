@@ -79,7 +79,8 @@ class MixtureConfig:
       sequence_length: L, tokens per row (Gato: 1024).
       max_patches: image patches per row (the batch's patch axis). None -> the most a row
         can hold: min(L, 2 x the most patches in any one episode) (a prompt and a window
-        each come from one episode), 0 when no dataset has images.
+        each come from one episode), at least L/2 when image-text rows are packed
+        (packing stops before this many patches), 0 when no dataset has images.
       weights: dataset name -> sample weight (any positive scale); None -> `DEFAULT_WEIGHTS`
         restricted to the datasets given. Every dataset must have a weight.
       within_dataset: "task" or "episode" (see the module docstring).
@@ -211,8 +212,11 @@ class Mixture:
                 spec = ds.specs[task]
                 per_step = self._patches_per_timestep(spec)
                 if per_step:
-                    packed = config.pack_non_control and not spec.action  # a packed row may be all patches
-                    patch_bound = max(patch_bound, config.sequence_length if packed else 2 * per_step * int(ds.episode_length[idx].max()))
+                    patch_bound = max(patch_bound, 2 * per_step * int(ds.episode_length[idx].max()))
+                    if config.pack_non_control and not spec.action:
+                        # [open] packed image-text rows stop adding episodes at L/2 patches: an
+                        # L-patch axis would cost every row of every batch L x 3 kB.
+                        patch_bound = max(patch_bound, config.sequence_length // 2)
                 rets = ds.episode_return[idx]
                 if config.filter_episodes and ds.kind == "control" and spec.action:
                     keep, e, thr = filter_episodes(rets, config.filter_fraction, config.filter_window_max,
@@ -351,13 +355,22 @@ class Mixture:
             eps = self.kept[d.task]
             pos = int(np.searchsorted(eps, d.episode))
             used = n_prompt + len(window)
+            patches = window.num_patches + (prompt.num_patches if prompt is not None else 0)
             for j in range(1, len(eps)):
                 if used >= L:
                     break
                 nxt = self.tokens(d.dataset, int(eps[(pos + j) % len(eps)]))
-                piece = nxt.slice(0, min(len(nxt), L - used))  # the last one is cut at L, as LM packing does
+                stop = min(len(nxt), L - used)  # the last one is cut at L, as LM packing does
+                room = self.max_patches - patches
+                img = np.flatnonzero(nxt.modality[:stop] == Modality.IMAGE)
+                if len(img) > room:  # ... or before the patch that would overflow the batch's patch axis
+                    stop = int(img[room])
+                if stop == 0:
+                    break
+                piece = nxt.slice(0, stop)
                 parts.append(piece)
                 used += len(piece)
+                patches += piece.num_patches
         full = TokenSequence.concatenate(([prompt] if prompt is not None else []) + parts) if prompt is not None or len(parts) > 1 else window
         out = full.to_arrays(L, self.max_patches)
         out["prompt_mask"] = np.arange(L) < n_prompt
