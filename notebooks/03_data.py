@@ -126,8 +126,10 @@ vizd.show_video(frames_m[::2], fps=20, title=mt)
 # ## 5. The training mixture
 # A grain pipeline draws each sequence from a dataset by its sample weight (Table-1 proportions,
 # renormalised over the datasets here), filters control episodes to those within 80% of the expert
-# return (§2.3), and prefixes 25% of sequences with a prompt from another episode of the same task,
-# half from its end (goal conditioning), half a uniform window.
+# return (§2.3), and prefixes 25% of control sequences with a prompt from another episode of the same
+# task, half from its end (goal conditioning), half a uniform window. Short text and image-caption
+# episodes are packed back to back until the row is full; control rows are padded instead (the
+# [open] choices are listed in `gatolab/data/mixture.py`).
 
 # %%
 mix = gl.data.Mixture(gl.data.MixtureConfig(sequence_length=SEQUENCE_LENGTH, prompt_probability=PROMPT_PROBABILITY, seed=SEED),
