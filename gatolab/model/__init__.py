@@ -19,12 +19,13 @@ from gatolab.model.embed import Embedder, PatchResNet, patch_position_bounds, pa
 from gatolab.model.gato import MODEL_KEYS, Gato, validate_batch
 from gatolab.model.heads import LOSS_MODALITIES, cross_entropy, logits, loss_fn, target_bucket
 from gatolab.model.layers import LOGICAL_AXES
+from gatolab.model import inspect
 from gatolab.model.transformer import Transformer, causal_mask, slot_mask
 
 __all__ = [
     "LOGICAL_AXES", "LOSS_MODALITIES", "MODEL_KEYS", "PAPER_PARAMS", "PARAM_CONVENTION", "Decoder", "Embedder", "Gato",
     "ModelConfig", "PatchResNet", "Transformer", "abstract_model", "block_param_count", "causal_mask", "count_by_part",
-    "count_params", "cross_entropy", "logits", "loss_fn", "paper_param_table", "patch_position_bounds",
+    "count_params", "cross_entropy", "inspect", "logits", "loss_fn", "paper_param_table", "patch_position_bounds",
     "patch_position_indices", "preset_names", "restricted_logits", "sample_restricted", "slot_mask", "target_bucket",
     "validate_batch",
 ]

@@ -1,0 +1,86 @@
+"""Looking inside the network (for the architecture notebook and debugging).
+
+`stage_shapes` runs one batch through the data flow and reports what comes out of each
+stage (tokens -> embeddings -> each block -> final norm -> logits); `attention_weights`
+returns one layer's causal attention probabilities; `patch_positions` the row/column
+position bins of each patch.
+
+Axis glossary: B batch, T tokens, S keys, D embed, H heads, V vocab, P patches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from gatolab.model.embed import patch_position_bounds, patch_position_indices
+from gatolab.model.gato import Gato
+
+
+def _describe(stage: str, x, note: str = "") -> dict[str, Any]:
+    a = np.asarray(x)
+    finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
+    return {"stage": stage, "shape": tuple(int(s) for s in a.shape), "dtype": str(a.dtype),
+            "mean": float(finite.mean()) if finite.size else float("nan"),
+            "std": float(finite.std()) if finite.size else float("nan"), "note": note}
+
+
+def stage_shapes(model: Gato, batch: Mapping[str, Array]) -> list[dict[str, Any]]:
+    """One row per stage: name, shape, dtype, mean and std of the values (evaluation mode)."""
+    cfg = model.config
+    rows = [_describe("tokens (ids)", batch["ids"], "one id per token; image tokens hold a placeholder"),
+            _describe("patches", batch["patches"], "16x16x3 pixels per image token")]
+    pvec = model.embed.embed_patches(jnp.asarray(batch["patches"]), jnp.asarray(batch["patch_row_interval"]),
+                                     jnp.asarray(batch["patch_col_interval"]), train=False)
+    rows.append(_describe("patch embeddings (ResNet + row/col)", pvec, "one vector per patch"))
+    h, extra = model.hidden(batch, collect=True)
+    rows.append(_describe("embeddings", extra["embeddings"], "table lookup or patch vector, + local position"))
+    for i, out in enumerate(extra["blocks"]):
+        rows.append(_describe(f"block {i}", out, "attention + MLP, residual"))
+    if cfg.norm == "pre":
+        rows.append(_describe("final LayerNorm", h, ""))
+    logits = model.logits(h)
+    rows.append(_describe("logits", logits, f"{cfg.padded_vocab_size - cfg.vocab_size} padded ids at -inf"))
+    return rows
+
+
+def attention_weights(model: Gato, batch: Mapping[str, Array], layer: int) -> Float[Array, "B H T S"]:
+    """Causal attention probabilities of every head of block `layer` (evaluation mode)."""
+    if not 0 <= layer < model.config.num_layers:
+        raise ValueError(f"attention_weights: layer must be in [0, {model.config.num_layers}), got {layer}")
+    valid = jnp.asarray(batch["valid"], bool)
+    x = model.embed_tokens(batch)
+    for block in model.transformer.blocks[:layer]:
+        x, _ = block(x, valid, block=model.config.attention_block)
+    blk = model.transformer.blocks[layer]
+    return blk.attn.weights(blk.ln_attn(x) if model.config.norm == "pre" else x, valid)
+
+
+def patch_positions(rows: np.ndarray, cols: np.ndarray, bins: int = 128, draws: int = 0,
+                    seed: int = 0) -> dict[str, np.ndarray]:
+    """Quantised row/column bins of each patch: bounds, evaluation index, and training draws.
+
+    Args:
+      rows, cols: (P, 2) normalised intervals (from `tokenizers.patchify`).
+      bins: the position vocabulary (128, Gato appendix C.3).
+      draws: how many training-time samples to take per patch.
+
+    Returns:
+      dict with `row_lo`, `row_hi`, `col_lo`, `col_hi`, `row_eval`, `col_eval` (P,) and,
+      when `draws`, `row_train`, `col_train` (draws, P).
+    """
+    r, c = jnp.asarray(rows), jnp.asarray(cols)
+    out = {}
+    for name, iv in (("row", r), ("col", c)):
+        lo, hi = patch_position_bounds(iv, bins)
+        out[f"{name}_lo"], out[f"{name}_hi"] = np.asarray(lo), np.asarray(hi)
+        out[f"{name}_eval"] = np.asarray(patch_position_indices(iv, bins, train=False))
+        if draws:
+            keys = jax.random.split(jax.random.key(seed + (name == "col")), draws)
+            out[f"{name}_train"] = np.stack([np.asarray(patch_position_indices(iv, bins, train=True, key=k)) for k in keys])
+    return out

@@ -1,0 +1,158 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Architecture: one multi-modal timestep through the Gato network
+#
+# Gato (Reed et al., 2022, §2.2 and appendix C) embeds every token into one sequence and runs a
+# decoder-only transformer over it. This notebook steps one real timestep (text, an image,
+# discrete and continuous observations, `|`, a mixed action) through `gatolab.model`:
+#
+# episode → tokens → **embeddings → transformer → logits** → actions → environment
+#
+# `SMOKE=True` uses the `tiny` preset and the 512-piece text model so the run takes seconds.
+
+# %% tags=["parameters"]
+OUT_DIR = "runs/02"
+SMOKE = False
+PRESET = "tiny"  # "tiny", "gato_79m", "gato_364m", "gato_1_18b" (Gato Table 5)
+SEED = 0
+IMAGE_HW = (48, 64)  # 3 x 4 patches of 16 x 16
+LAYER = 0  # which block's attention to draw
+HEAD = 0  # which head
+POSITION_DRAWS = 200  # training-time draws of the patch position indices
+
+# %%
+import jax
+import numpy as np
+from flax import nnx
+
+import gatolab as gl
+from gatolab.viz import model as vizm
+
+preset = "tiny" if SMOKE else PRESET
+config = gl.model.ModelConfig.preset(preset)
+config
+
+# %% [markdown]
+# ## One real multi-modal timestep
+# The spec has one field of every modality: a text mission, a camera image, a 3×3 discrete grid,
+# continuous joints, then `|` and a 3-dim continuous torque plus one discrete button.
+
+# %%
+tokenizer = gl.testing.tiny_tokenizer() if SMOKE else gl.GatoTokenizer(text=gl.default_text_tokenizer())
+spec = gl.testing.multimodal_spec(image_hw=IMAGE_HW)
+episode = gl.testing.synthetic_episode(spec, num_steps=1, seed=SEED)
+step = tokenizer.tokenize_episode(episode, spec)
+batch = gl.stack_arrays([step.to_arrays(len(step), step.num_patches)])
+step
+
+# %% [markdown]
+# ## The module tree
+# `nnx.display` draws the model with treescope: expand any node for its parameters, shapes and
+# logical axis names (`out_sharding`, e.g. `('vocab', 'embed')`), which a sharding rules table maps
+# onto a device mesh later.
+
+# %%
+model = gl.model.Gato(config, rngs=nnx.Rngs(SEED))
+nnx.display(model)
+
+# %%
+print(f"{preset}: {gl.model.count_params(model):,} parameters", gl.model.count_by_part(model))
+
+# %% [markdown]
+# ## The data after each stage
+# Tokens `(B, T)` and patches `(B, P, 16, 16, 3)` → embeddings `(B, T, D)` → each block `(B, T, D)` →
+# logits `(B, T, V)`. V is the 33,027-id vocabulary padded to a multiple of 128; the padded ids get
+# −∞ logits so they are never predicted or sampled.
+
+# %%
+stages = gl.model.inspect.stage_shapes(model, batch)
+vizm.stage_table(stages, title=f"{preset}: one timestep of {len(step)} tokens through the network")
+
+# %%
+vizm.stage_std_figure(stages)
+
+# %% [markdown]
+# ## Image patches: one ResNet v2 block each, plus row and column positions
+# Each 16×16 patch goes through one pre-activation ResNet block (GroupNorm, GELU) to a D-vector.
+# Its normalised row and column intervals are quantised into 128 bins; in training the index is
+# drawn uniformly inside the interval (dots), at evaluation it is the interval's mean (diamond).
+
+# %%
+image = episode.observations["camera"][0]
+_, rows, cols = gl.tokenizers.patchify(image)
+positions = gl.model.inspect.patch_positions(rows, cols, config.patch_position_bins, draws=POSITION_DRAWS, seed=SEED)
+patch_vectors = model.embed.embed_patches(batch["patches"], batch["patch_row_interval"], batch["patch_col_interval"], train=False)
+patch_norms = np.linalg.norm(np.asarray(patch_vectors[0]), axis=-1)
+vizm.patch_positions_figure(image, positions, bins=config.patch_position_bins, patch_norms=patch_norms)
+
+# %% [markdown]
+# ## Causal attention of one head
+# Rows are queries, columns keys, both along the token strip (coloured by modality). Everything above
+# the diagonal is exactly zero: a token never sees the future. Note the model has no global position
+# encoding (GATO_SPEC §3 [open]): order reaches it only through this mask and the local positions.
+
+# %%
+weights = np.asarray(gl.model.inspect.attention_weights(model, batch, LAYER))[0, HEAD]
+labels = [f"{r['modality'].lower()} {r['label']}" for r in step.token_table(tokenizer.text)]
+vizm.attention_figure(weights, step, labels, title=f"block {LAYER}, head {HEAD}: causal attention over one timestep")
+
+# %% [markdown]
+# ## The presets next to the paper
+# Table 5 fixes layers, width, heads and FF size. The paper's sizes (79M / 364M / 1.18B) do not follow
+# from any single decimal count (see `gl.model.PARAM_CONVENTION`); counting every parameter as built
+# and reading the paper's sizes with binary prefixes puts all three within a few percent.
+
+# %%
+table = gl.model.paper_param_table()
+vizm.preset_table(table, gl.model.PARAM_CONVENTION)
+
+# %% [markdown]
+# ## Logits → an action
+# At deployment the cached decoder feeds the observation, then samples the action one token at a
+# time, each restricted to the ids its action field allows.
+
+# %%
+obs_only = step.slice(0, len(step) - spec.num_action_tokens)
+decoder = gl.model.Decoder(model)
+decoder.observe(obs_only)
+action_ids = decoder.sample_action(tokenizer.action_token_ranges(spec), temperature=1.0, rng=jax.random.key(SEED))
+action = tokenizer.decode_action(action_ids, spec)
+print("legal id ranges:", tokenizer.action_token_ranges(spec).tolist())
+print("sampled ids:", action_ids.tolist(), "->", action)
+
+# %%
+loss, loss_metrics = gl.model.loss_fn(model, batch)
+upper = float(np.triu(weights, k=1).sum())
+metrics = {
+    "preset": preset,
+    "num_params": gl.model.count_params(model),
+    "timestep_tokens": len(step),
+    "num_patches": step.num_patches,
+    "stages": [{"stage": s["stage"], "shape": list(s["shape"])} for s in stages],
+    "embed_dim": config.embed_dim,
+    "padded_vocab": config.padded_vocab_size,
+    "attention_above_diagonal": upper,
+    "attention_rows_sum_to_one": bool(np.allclose(weights.sum(-1), 1.0, atol=1e-5)),
+    "eval_positions_row": positions["row_eval"].tolist(),
+    "train_positions_inside_interval": bool(np.all((positions["row_train"] >= positions["row_lo"]) & (positions["row_train"] < positions["row_hi"]))),
+    "presets": {r["preset"]: {"total": r["total"], "paper": r["paper"], "gap_binary": r["gap_binary"],
+                              "gap_decimal": r["gap_decimal"]} for r in table},
+    "initial_loss": float(loss),
+    "loss_targets": {k: float(v) for k, v in loss_metrics.items() if k.startswith("targets")},
+    "action_ids": action_ids.tolist(),
+    "action_ids_legal": bool(np.all((action_ids >= tokenizer.action_token_ranges(spec)[:, 0]) & (action_ids < tokenizer.action_token_ranges(spec)[:, 1]))),
+}
+gl.notebooks.write_metrics(OUT_DIR, metrics)
+metrics
