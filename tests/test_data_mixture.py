@@ -134,6 +134,13 @@ def test_worker_processes_give_the_same_batches(toy_root, tok):
         parallel.close()
 
 
+def test_episode_cache_stays_within_its_budget(toy_root, tok):
+    m = _mix(toy_root, tok, cache_bytes=4000)
+    rows = [m.row(i)["ids"] for i in range(60)]
+    assert 0 < m._cache_size <= 4000 or len(m._cache) == 1
+    assert all(np.array_equal(r, m.row(i)["ids"]) for i, r in enumerate(rows))  # evictions change nothing
+
+
 def test_expert_return_and_filter_rule():
     r = [1, 2, 3, 10, 1, 1, 1, 1, 1, 1]
     assert mx.expert_return(r) == 10  # N = 10 -> W = 1

@@ -94,7 +94,8 @@ class MixtureConfig:
       prompt_control_only: prompts only for control datasets (not text / vision-language).
       pack_non_control: fill text / vision-language rows with the following episodes.
       seed: the stream's seed.
-      cache_tokens: per-process budget of cached tokenized episodes (tokens).
+      cache_bytes: per-process memory budget of cached tokenized episodes (LRU; each
+        grain worker has its own cache).
     """
 
     sequence_length: int = 1024
@@ -112,7 +113,7 @@ class MixtureConfig:
     prompt_control_only: bool = True
     pack_non_control: bool = True
     seed: int = 0
-    cache_tokens: int = 20_000_000
+    cache_bytes: int = 1 << 30
 
     def __post_init__(self):
         if self.sequence_length < 2:
@@ -153,6 +154,10 @@ def filter_episodes(returns: Sequence[float], fraction: float = 0.8, window_max:
 # ----------------------------------------------------------------------------------------
 # The mixture
 # ----------------------------------------------------------------------------------------
+def _nbytes(seq: TokenSequence) -> int:
+    return sum(v.nbytes for v in vars(seq).values() if isinstance(v, np.ndarray))
+
+
 @dataclasses.dataclass(frozen=True)
 class Draw:
     """What row i is made of (all random choices, before any tokenization)."""
@@ -289,7 +294,7 @@ class Mixture:
 
     # --- tokens ------------------------------------------------------------------------
     def tokens(self, dataset: int, episode: int) -> TokenSequence:
-        """The tokenized episode (cached per process, LRU by tokens)."""
+        """The tokenized episode (cached per process, LRU within `cache_bytes`)."""
         key = (dataset, episode)
         seq = self._cache.get(key)
         if seq is not None:
@@ -299,10 +304,10 @@ class Mixture:
         ep = ds[episode]
         seq = self.tokenizer.tokenize_episode(ep, ds.specs[ep.task])
         self._cache[key] = seq
-        self._cache_size += len(seq)
-        while self._cache_size > self.config.cache_tokens and len(self._cache) > 1:
+        self._cache_size += _nbytes(seq)
+        while self._cache_size > self.config.cache_bytes and len(self._cache) > 1:
             _, old = self._cache.popitem(last=False)
-            self._cache_size -= len(old)
+            self._cache_size -= _nbytes(old)
         return seq
 
     @staticmethod
