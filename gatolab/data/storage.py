@@ -251,6 +251,11 @@ def write_shard(path: str | os.PathLike, spec: EnvSpec, episodes: Sequence[Episo
         }
         io_utils.atomic_write_json(tmp / SHARD_SIDECAR, sidecar)
         os.rename(tmp, path)  # atomic: the shard appears whole or not at all
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the rename itself durable
+        finally:
+            os.close(dir_fd)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
