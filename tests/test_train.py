@@ -112,6 +112,8 @@ def test_sharded_equals_unsharded_on_8_cpu_devices(tmp_path):
         reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
     base = reports.pop("1x1x1")
     assert base["devices"] == 8
+    assert reports["8x1x1"]["sharded_fraction"] == 0.0  # data parallel: parameters replicated
+    assert reports["2x4x1"]["sharded_fraction"] > 0.95  # FSDP: (nearly) every parameter split
     for name, rep in reports.items():
         for step, loss in base["losses"].items():
             assert rep["losses"][step] == pytest.approx(loss, rel=1e-4), name  # stated tolerance: 1e-4 relative

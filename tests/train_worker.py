@@ -49,11 +49,14 @@ def main() -> int:
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no atexit: a real crash
 
     trainer.run(progress=False, on_metrics=on_metrics)
+    live = jax.tree.leaves(nnx.state(nnx.merge(trainer.graphdef, trainer.state)[0], nnx.Param))
+    # fraction of parameter elements that are split across devices (FSDP / tensor parallel)
+    split = sum(p.size for p in live if any(ax is not None for ax in p.sharding.spec)) / sum(p.size for p in live)
     params = jax.tree.leaves(nnx.to_pure_dict(nnx.state(nnx.merge(trainer.graphdef, trainer.state)[0], nnx.Param)))
     checksum = float(sum(np.abs(np.asarray(p, np.float64)).sum() for p in params))
     if args.report and jax.process_index() == 0:
         with open(args.report, "w") as f:
-            json.dump({"losses": losses, "param_abs_sum": checksum, "devices": jax.device_count(),
+            json.dump({"losses": losses, "param_abs_sum": checksum, "devices": jax.device_count(), "sharded_fraction": split,
                        "processes": jax.process_count()}, f)
     return 0
 
