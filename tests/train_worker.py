@@ -51,7 +51,7 @@ def main() -> int:
     trainer.run(progress=False, on_metrics=on_metrics)
     live = jax.tree.leaves(nnx.state(nnx.merge(trainer.graphdef, trainer.state)[0], nnx.Param))
     # fraction of parameter elements that are split across devices (FSDP / tensor parallel)
-    split = sum(p.size for p in live if any(ax is not None for ax in p.sharding.spec)) / sum(p.size for p in live)
+    split = sum(p.size for p in live if not p.sharding.is_fully_replicated) / sum(p.size for p in live)
     params = jax.tree.leaves(nnx.to_pure_dict(nnx.state(nnx.merge(trainer.graphdef, trainer.state)[0], nnx.Param)))
     checksum = float(sum(np.abs(np.asarray(p, np.float64)).sum() for p in params))
     if args.report and jax.process_index() == 0:
