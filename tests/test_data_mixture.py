@@ -175,6 +175,19 @@ def test_mixture_filters_low_return_episodes(tmp_path, tok):
     assert {off.draw(i).episode for i in range(2000)} == set(range(10))
 
 
+def test_within_dataset_task_vs_episode_sampling(tmp_path, tok):
+    dom = ToyDomain()
+    d = tmp_path / "uneven"
+    st.write_shard(st.shard_dir(d, "reach-short", 0), dom.spec("reach-short"), list(dom.generate("reach-short", 10)))
+    st.write_shard(st.shard_dir(d, "reach-long", 0), dom.spec("reach-long"), list(dom.generate("reach-long", 2)))
+    st.write_manifest(d, {"domain": "toy", "kind": "control"})
+    for mode, p_long in (("task", 0.5), ("episode", 2 / 12)):
+        m = mx.Mixture(mx.MixtureConfig(weights={"uneven": 1}, within_dataset=mode, filter_episodes=False), [d], tok)
+        long_id = m.task_names.index("reach-long")
+        n_long = sum(m.draw(i).task == long_id for i in range(N_DRAWS // 4))
+        assert stats.binomtest(n_long, N_DRAWS // 4, p_long).pvalue > ALPHA, mode
+
+
 def test_long_text_timesteps_are_cut_but_control_timesteps_are_not(tmp_path, tok):
     tspec = EnvSpec("prose", {"text": FieldSpec.text()})
     para = "the quick brown fox jumps over the lazy dog " * 40
