@@ -3,7 +3,7 @@
 gatolab trains its own SentencePiece model (nothing is downloaded). The default
 corpus is built on the spot from the docstrings, comments and help topics of the
 CPython standard library that ships with the running interpreter (PSF License 2.0,
-see `data_cards/text_stdlib.md`): about 3 MB of English technical prose that every
+see `data_cards/text.md`): about 3 MB of English technical prose that every
 machine with Python already has. The model type is BPE by default: a unigram model
 cannot reach 32,000 pieces on 3 MB (SentencePiece stops at ~17,500). Point `train_text_tokenizer` at your own
 plain-text or JSONL files for anything else.
