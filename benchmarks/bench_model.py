@@ -162,7 +162,7 @@ def _decode(preset: str, dtype: str, env: str, steps: int, context: int) -> dict
     # (what a policy without key/value memory does); logits only where needed.
     length = 1024
     window = seq.last_window(context)
-    arrays = gl.stack_arrays([window.to_arrays(length, 64)])
+    arrays = gl.stack_arrays([window.to_arrays(length, max(window.num_patches, 1))])
     n_act = len(ranges)
 
     @jax.jit
