@@ -159,6 +159,7 @@ def test_cli_trains_on_a_generated_dataset(tmp_path):
                      "log_every=1", "peak_flops=1e11"]) == 0
     lines = gl.train.read_metrics(tmp_path / "run")
     assert [m["step"] for m in lines] == [1, 2, 3] and lines[0]["targets/discrete"] > 0
+    assert all(m["targets/domain/classic"] > 0 and np.isfinite(m["loss/domain/classic"]) for m in lines)  # per-domain loss
     assert cli.main(["train", "--out", str(tmp_path / "x"), "--mixture", "default", "--text-vocab", "512"]) == 2  # no --data
 
 

@@ -91,8 +91,8 @@ def loss_fn(model: Gato, batch: Mapping[str, Array], *, train: bool = False, key
       (loss, metrics): loss is the mean over all target tokens in the batch; metrics has
       `loss`, `accuracy`, `targets`, and per modality of the target token
       (`text`, `discrete`, `continuous`) `loss/<m>` and `targets/<m>` (a modality with no
-      targets reports loss 0 and count 0), and `dropped_targets` (always 0 when K comes
-      from `target_bucket`).
+      targets reports loss 0 and count 0), `dropped_targets` (always 0 when K comes
+      from `target_bucket`), and per row (B,) `row_nll` (summed) and `row_targets`.
 
     Raises:
       ValueError: `loss_mask` missing, or a concrete batch with more targets than K.
@@ -128,4 +128,8 @@ def loss_fn(model: Gato, batch: Mapping[str, Array], *, train: bool = False, key
         nm = wm.sum()
         metrics[f"loss/{name}"] = (nll * wm).sum() / jnp.maximum(nm, 1.0)
         metrics[f"targets/{name}"] = nm
+    # Per row (B,): summed target NLL and target count, so callers can report the loss per
+    # domain or task (the batch's `dataset_id`) without another pass.
+    metrics["row_nll"] = (nll * w).sum(-1)
+    metrics["row_targets"] = w.sum(-1)
     return loss, metrics

@@ -182,11 +182,14 @@ class Trainer:
       source: the data pipeline (`BatchSource`), yielding host-local batches of
         batch_size / process_count rows.
       extra_meta: JSON-able facts saved with every checkpoint (e.g. the tokenizer).
+      domain_names: names of the batch's `dataset_id`s; when given (and batches carry
+        `dataset_id`), the loss is also logged per domain as `loss/domain/<name>`.
     """
 
     def __init__(self, config: TrainConfig, out_dir: str | os.PathLike, source: BatchSource,
-                 extra_meta: Mapping[str, Any] | None = None):
+                 extra_meta: Mapping[str, Any] | None = None, domain_names: list[str] | None = None):
         self.config = config
+        self.domain_names = list(domain_names or [])
         self.out_dir = Path(out_dir)
         self.source = source
         self.extra_meta = dict(extra_meta or {})
@@ -238,7 +241,10 @@ class Trainer:
         device_batch = shd.shard_batch({key: np.asarray(v) for key, v in batch.items() if key in _MODEL_INPUTS}, self.mesh)
         key = jax.random.fold_in(self.base_key, self.step)
         new_state, metrics = self._step_fn(k)(self.state, device_batch, key)
+        row_nll, row_targets = metrics.pop("row_nll"), metrics.pop("row_targets")
         out = {name: float(v) for name, v in metrics.items()}
+        if self.domain_names and "dataset_id" in batch:
+            out.update(self._per_domain(np.asarray(batch["dataset_id"]), row_nll, row_targets))
         if not out.pop("finite"):
             good = self.checkpointer.latest_step()
             where = self.checkpointer.directory / str(good) if good is not None else "none (no checkpoint was written yet)"
@@ -247,6 +253,22 @@ class Trainer:
                                    f"anything was saved. Last good checkpoint: {where}")
         self.state = new_state
         self.step += 1
+        return out
+
+    def _per_domain(self, dataset_id: np.ndarray, row_nll, row_targets) -> dict[str, float]:
+        """Summed NLL and target counts per domain: `nll/domain/<d>`, `targets/domain/<d>`."""
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            dataset_id = np.asarray(multihost_utils.process_allgather(dataset_id, tiled=True))
+            row_nll = multihost_utils.process_allgather(row_nll, tiled=True)
+            row_targets = multihost_utils.process_allgather(row_targets, tiled=True)
+        row_nll, row_targets = np.asarray(row_nll), np.asarray(row_targets)
+        out = {}
+        for d, name in enumerate(self.domain_names):
+            sel = dataset_id == d
+            out[f"nll/domain/{name}"] = float(row_nll[sel].sum())
+            out[f"targets/domain/{name}"] = float(row_targets[sel].sum())
         return out
 
     # --- checkpoints -----------------------------------------------------------------------
@@ -332,7 +354,12 @@ class Trainer:
             out_of_time = self._out_of_time(t_start)
             if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
                 dt = time.perf_counter() - t_last
-                mean = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+                mean = {k: float(np.mean([m[k] for m in window])) for k in window[0] if "/domain/" not in k}
+                for name in self.domain_names:  # per-domain loss over the whole logging window
+                    n = sum(m.get(f"targets/domain/{name}", 0.0) for m in window)
+                    mean[f"targets/domain/{name}"] = n / len(window)
+                    if n:
+                        mean[f"loss/domain/{name}"] = sum(m[f"nll/domain/{name}"] for m in window) / n
                 frac = mean["targets"] / max(1.0, tokens_since / len(window) / jax.process_count())
                 flops = train_flops_per_token(self.model_config, cfg.sequence_length, frac)
                 tps = tokens_since / dt
@@ -354,6 +381,7 @@ class Trainer:
                 "stopped_by_time": out_of_time and self.step < cfg.steps, "seconds": time.perf_counter() - t_start}
 
 
+# What goes to the device; provenance (dataset_id, task_id, ...) stays on the host.
 _MODEL_INPUTS = ("ids", "modality", "local_position", "is_action", "patch_index", "valid", "patches",
                  "patch_row_interval", "patch_col_interval", "loss_mask")
 

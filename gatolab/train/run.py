@@ -57,7 +57,9 @@ def build_source(config: TrainConfig, mixture: str, data: Sequence[str | os.Path
     mcfg = MixtureConfig(sequence_length=config.sequence_length, max_patches=config.max_patches, seed=config.seed,
                          **dict(mixture_overrides or {}))
     mix = Mixture(mcfg, list(data), tokenizer)
-    return mix.iterator(local, workers=workers, process_index=process_index, process_count=process_count)
+    it = mix.iterator(local, workers=workers, process_index=process_index, process_count=process_count)
+    it.domain_names = [ds.name for ds in mix.datasets]
+    return it
 
 
 def train(preset: str = "tiny", *, out: str | os.PathLike, steps: int | None = None, data: Sequence[str] = (),
@@ -93,7 +95,7 @@ def train(preset: str = "tiny", *, out: str | os.PathLike, steps: int | None = N
     if tokenizer is None:
         tokenizer = source.tokenizer
     meta = {**tokenizer_meta(tokenizer), "mixture": {"kind": mixture, "data": [str(d) for d in data], **mix_over}}
-    trainer = Trainer(cfg, out, source, extra_meta=meta)
+    trainer = Trainer(cfg, out, source, extra_meta=meta, domain_names=getattr(source, "domain_names", None))
     return trainer.run(progress=progress, on_metrics=on_metrics)
 
 
