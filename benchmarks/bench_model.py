@@ -53,6 +53,14 @@ def _peak(dtype: str) -> dict:
     return {"gflops": 2 * m * k * n / best / 1e9}
 
 
+def _rss_now_gb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1e6
+    return float("nan")
+
+
 def _metaworld_spec():
     import gatolab as gl
 
@@ -100,6 +108,13 @@ def _train(preset: str, dtype: str, batch: int, length: int, steps: int, remat: 
     batch_j = jax.device_put(arrays)
     key = jax.random.key(0)
     t0 = time.perf_counter()
+    compiled = step.lower(params, opt_state, rest, batch_j, key).compile()
+    mem = compiled.memory_analysis()
+    # What the step itself holds at its peak: its arguments (parameters, optimizer state,
+    # batch), outputs not aliased to donated arguments, and XLA's temporary buffers.
+    step_gb = (mem.argument_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes
+               + mem.temp_size_in_bytes) / 1e9
+    step = compiled
     params, opt_state, l = step(params, opt_state, rest, batch_j, key)
     l.block_until_ready()
     compile_s = time.perf_counter() - t0
@@ -115,7 +130,8 @@ def _train(preset: str, dtype: str, batch: int, length: int, steps: int, remat: 
     flops = 6 * blocks * tokens + 12 * cfg.num_layers * length * cfg.attention_dim * tokens
     flops += 6 * cfg.embed_dim * cfg.padded_vocab_size * batch * max_targets
     return {"tokens_per_s": tokens / dt, "step_s": dt, "compile_s": compile_s, "loss": float(l),
-            "tflop_per_step": flops / 1e12, "targets_per_row": max_targets,
+            "tflop_per_step": flops / 1e12, "targets_per_row": max_targets, "step_gb": step_gb,
+            "temp_gb": mem.temp_size_in_bytes / 1e9, "rss_now_gb": _rss_now_gb(),
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
 
 

@@ -93,8 +93,7 @@ vizm.stage_std_figure(stages)
 image = episode.observations["camera"][0]
 _, rows, cols = gl.tokenizers.patchify(image)
 positions = gl.model.inspect.patch_positions(rows, cols, config.patch_position_bins, draws=POSITION_DRAWS, seed=SEED)
-patch_vectors = model.embed.embed_patches(batch["patches"], batch["patch_row_interval"], batch["patch_col_interval"], train=False)
-patch_norms = np.linalg.norm(np.asarray(patch_vectors[0]), axis=-1)
+patch_norms = gl.model.inspect.patch_vector_norms(model, batch)[0]
 vizm.patch_positions_figure(image, positions, bins=config.patch_position_bins, patch_norms=patch_norms)
 
 # %% [markdown]
@@ -133,7 +132,7 @@ print("legal id ranges:", tokenizer.action_token_ranges(spec).tolist())
 print("sampled ids:", action_ids.tolist(), "->", action)
 
 # %%
-loss, loss_metrics = gl.model.loss_fn(model, batch)
+loss, loss_metrics = gl.model.inspect.loss(model, batch)
 upper = float(np.triu(weights, k=1).sum())
 metrics = {
     "preset": preset,

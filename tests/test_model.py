@@ -49,6 +49,11 @@ def jit_loss(model, **kw):
     return lambda b: f(s, b)
 
 
+@pytest.fixture(scope="module")
+def loss_full(model):
+    return jit_loss(model)
+
+
 # --- presets and parameter counts ---------------------------------------------------------
 def test_presets_follow_table5_and_counts_land_within_5_percent():
     rows = {r["preset"]: r for r in gl.model.paper_param_table()}
@@ -112,10 +117,10 @@ def test_forward_shapes_and_padded_vocab_is_never_predicted(forward, batch):
     assert np.all(np.isneginf(logits[..., V:])) and np.all(np.isfinite(logits[..., :V]))
 
 
-def test_masked_loss_equals_manual_cross_entropy_per_modality(model, forward, batch):
+def test_masked_loss_equals_manual_cross_entropy_per_modality(loss_full, forward, batch):
     fwd, s = forward
     logits = np.asarray(fwd(s, batch), np.float64)[..., :V]
-    loss, m = jit_loss(model)(batch)
+    loss, m = loss_full(batch)
     # Manual: token i+1 is a target when loss_mask[i+1] and valid[i+1], predicted at i.
     logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
     tgt = batch["ids"][:, 1:]
@@ -132,8 +137,8 @@ def test_masked_loss_equals_manual_cross_entropy_per_modality(model, forward, ba
     assert not np.any(mask & ((mod == Modality.IMAGE) | (mod == Modality.SEPARATOR)))
 
 
-def test_loss_at_gathered_targets_equals_full_projection(model, batch):
-    full, m_full = jit_loss(model)(batch)
+def test_loss_at_gathered_targets_equals_full_projection(model, loss_full, batch):
+    full, m_full = loss_full(batch)
     k = gl.model.target_bucket(batch, 8)
     part, m_part = jit_loss(model, max_targets=k)(batch)
     np.testing.assert_allclose(float(part), float(full), rtol=1e-5)
@@ -157,10 +162,9 @@ def test_training_mode_needs_a_key_and_gradients_are_finite(model, batch):
     assert np.abs(table_grad[batch["ids"][0, 0]]).sum() > 0
 
 
-def test_bfloat16_compute_stays_close_to_float32(batch):
-    f32 = gl.model.Gato(ModelConfig.preset("tiny"), rngs=nnx.Rngs(0))
+def test_bfloat16_compute_stays_close_to_float32(loss_full, batch):
     b16 = gl.model.Gato(ModelConfig.preset("tiny", dtype="bfloat16"), rngs=nnx.Rngs(0))
-    l32, _ = jit_loss(f32)(batch)
+    l32, _ = loss_full(batch)
     l16, _ = jit_loss(b16)(batch)
     assert abs(float(l32) - float(l16)) < 0.05 * float(l32)
 
@@ -261,3 +265,18 @@ def test_bad_batches_raise_clear_errors(model, batch):
     too_long = gl.stack_arrays([long_seq.to_arrays(300, 72)])
     with pytest.raises(ValueError, match="exceed context_len=256"):
         model(too_long)
+
+
+def test_scanned_layers_and_remat_compute_the_same_as_the_unrolled_loop(model, batch):
+    g, s = nnx.split(model)
+    variants = {}
+    for scan, remat in ((False, "none"), (True, "block")):
+        cfg = dataclasses.replace(model.config, scan_layers=scan, remat=remat, dropout=0.1)
+        g2 = nnx.graphdef(gl.model.abstract_model(cfg))
+        f = jax.jit(jax.value_and_grad(lambda s: gl.model.loss_fn(nnx.merge(g2, s), batch, train=True, key=jax.random.key(3))[0]))
+        variants[(scan, remat)] = f(s)
+    (l0, g0) = variants[(False, "none")]
+    for k, (l1, g1) in variants.items():
+        np.testing.assert_allclose(float(l1), float(l0), rtol=1e-5)  # same dropout masks, same loss
+        for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-5)

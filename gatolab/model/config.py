@@ -92,8 +92,13 @@ class ModelConfig:
       attention_block: query block size of the causal training attention; each block
         attends only to keys at or before it (half the work of a full T x T score matrix,
         and scores that stay in cache). 0 = one block. Results are identical.
-      remat: "block" recomputes each block's activations in the backward pass
-        (jax.checkpoint): less memory, ~1/3 more compute.
+      scan_layers: run the training / full forward pass as a `lax.scan` over layers
+        (one compiled block, buffers reused across layers: far less memory and compile
+        time); parameters stay per block either way. The cached decoder always unrolls.
+      remat: "block" (default) recomputes each block's activations in the backward pass
+        (jax.checkpoint): ~1/3 more FLOPs but far less memory traffic. Measured at the
+        gato_79m shape, batch 2 x 1024, bfloat16, on 2 CPU cores: 1.0 GB of XLA temporaries
+        instead of 4.9 GB, and faster, not slower. "none" keeps activations.
       norm_eps: LayerNorm epsilon.
     Global position encoding (GATO_SPEC §3 [open]): none. The paper describes only local
     observation positions (§2.2); a causal decoder infers order from its mask, and without
@@ -122,7 +127,8 @@ class ModelConfig:
     use_bias: bool = True
     dtype: DType = "float32"
     attention_block: int = 128
-    remat: Remat = "none"
+    scan_layers: bool = True
+    remat: Remat = "block"
     norm_eps: float = 1e-6
 
     def __post_init__(self):

@@ -16,10 +16,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 from jaxtyping import Array, Float
 
 from gatolab.model.embed import patch_position_bounds, patch_position_indices
-from gatolab.model.gato import Gato
+from gatolab.model.gato import MODEL_KEYS, Gato
 
 
 def _describe(stage: str, x, note: str = "") -> dict[str, Any]:
@@ -31,34 +32,59 @@ def _describe(stage: str, x, note: str = "") -> dict[str, Any]:
 
 
 def stage_shapes(model: Gato, batch: Mapping[str, Array]) -> list[dict[str, Any]]:
-    """One row per stage: name, shape, dtype, mean and std of the values (evaluation mode)."""
+    """One row per stage: name, shape, dtype, mean and std of the values (evaluation mode).
+
+    The whole pass is compiled once (`jax.jit`) rather than run op by op.
+    """
     cfg = model.config
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def run(state, batch):
+        m = nnx.merge(graphdef, state)
+        pvec = m.embed.embed_patches(batch["patches"], batch["patch_row_interval"], batch["patch_col_interval"], train=False)
+        h, extra = m.hidden(batch, collect=True)
+        return pvec, extra["embeddings"], extra["blocks"], h, m.logits(h)
+
+    pvec, emb, blocks, h, logits = run(state, {k: jnp.asarray(v) for k, v in batch.items() if k in MODEL_KEYS})
     rows = [_describe("tokens (ids)", batch["ids"], "one id per token; image tokens hold a placeholder"),
-            _describe("patches", batch["patches"], "16x16x3 pixels per image token")]
-    pvec = model.embed.embed_patches(jnp.asarray(batch["patches"]), jnp.asarray(batch["patch_row_interval"]),
-                                     jnp.asarray(batch["patch_col_interval"]), train=False)
-    rows.append(_describe("patch embeddings (ResNet + row/col)", pvec, "one vector per patch"))
-    h, extra = model.hidden(batch, collect=True)
-    rows.append(_describe("embeddings", extra["embeddings"], "table lookup or patch vector, + local position"))
-    for i, out in enumerate(extra["blocks"]):
+            _describe("patches", batch["patches"], "16x16x3 pixels per image token"),
+            _describe("patch embeddings (ResNet + row/col)", pvec, "one vector per patch"),
+            _describe("embeddings", emb, "table lookup or patch vector, + local position")]
+    for i, out in enumerate(blocks):
         rows.append(_describe(f"block {i}", out, "attention + MLP, residual"))
     if cfg.norm == "pre":
         rows.append(_describe("final LayerNorm", h, ""))
-    logits = model.logits(h)
     rows.append(_describe("logits", logits, f"{cfg.padded_vocab_size - cfg.vocab_size} padded ids at -inf"))
     return rows
+
+
+def loss(model: Gato, batch: Mapping[str, Array]) -> tuple[Array, dict[str, Array]]:
+    """`heads.loss_fn` in evaluation mode, compiled once."""
+    from gatolab.model.heads import loss_fn
+
+    graphdef, state = nnx.split(model)
+    run = jax.jit(lambda state, batch: loss_fn(nnx.merge(graphdef, state), batch))
+    return run(state, {k: jnp.asarray(v) for k, v in batch.items() if k in (*MODEL_KEYS, "loss_mask")})
 
 
 def attention_weights(model: Gato, batch: Mapping[str, Array], layer: int) -> Float[Array, "B H T S"]:
     """Causal attention probabilities of every head of block `layer` (evaluation mode)."""
     if not 0 <= layer < model.config.num_layers:
         raise ValueError(f"attention_weights: layer must be in [0, {model.config.num_layers}), got {layer}")
-    valid = jnp.asarray(batch["valid"], bool)
-    x = model.embed_tokens(batch)
-    for block in model.transformer.blocks[:layer]:
-        x, _ = block(x, valid, block=model.config.attention_block)
-    blk = model.transformer.blocks[layer]
-    return blk.attn.weights(blk.ln_attn(x) if model.config.norm == "pre" else x, valid)
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def run(state, batch):
+        m = nnx.merge(graphdef, state)
+        valid = jnp.asarray(batch["valid"], bool)
+        x = m.embed_tokens(batch)
+        for block in m.transformer.blocks[:layer]:
+            x, _ = block(x, valid, block=m.config.attention_block)
+        blk = m.transformer.blocks[layer]
+        return blk.attn.weights(blk.ln_attn(x) if m.config.norm == "pre" else x, valid)
+
+    return run(state, {k: jnp.asarray(v) for k, v in batch.items() if k in MODEL_KEYS})
 
 
 def patch_positions(rows: np.ndarray, cols: np.ndarray, bins: int = 128, draws: int = 0,
@@ -82,5 +108,15 @@ def patch_positions(rows: np.ndarray, cols: np.ndarray, bins: int = 128, draws: 
         out[f"{name}_eval"] = np.asarray(patch_position_indices(iv, bins, train=False))
         if draws:
             keys = jax.random.split(jax.random.key(seed + (name == "col")), draws)
-            out[f"{name}_train"] = np.stack([np.asarray(patch_position_indices(iv, bins, train=True, key=k)) for k in keys])
+            sample = jax.jit(jax.vmap(lambda k, iv=iv: patch_position_indices(iv, bins, train=True, key=k)))
+            out[f"{name}_train"] = np.asarray(sample(keys))  # (draws, P)
     return out
+
+
+def patch_vector_norms(model: Gato, batch: Mapping[str, Array]) -> np.ndarray:
+    """(B, P) norms of each patch's embedding (ResNet vector + row/column positions)."""
+    graphdef, state = nnx.split(model)
+    run = jax.jit(lambda state, p, r, c: jnp.linalg.norm(
+        nnx.merge(graphdef, state).embed.embed_patches(p, r, c, train=False), axis=-1))
+    return np.asarray(run(state, jnp.asarray(batch["patches"]), jnp.asarray(batch["patch_row_interval"]),
+                          jnp.asarray(batch["patch_col_interval"])))

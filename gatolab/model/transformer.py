@@ -11,6 +11,8 @@ K head size, F ff hidden.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -196,8 +198,9 @@ class Block(nnx.Module):
         return x, cache
 
 
-def _block_apply(block: Block, x, valid, key, attention_block):
-    return block(x, valid, key, block=attention_block)[0]
+def _block_apply(graphdef, state, x, valid, key, *, block: int):
+    """A block as a pure function of its parameters (for jax.checkpoint)."""
+    return nnx.merge(graphdef, state)(x, valid, key, block=block)[0]
 
 
 class Transformer(nnx.Module):
@@ -226,12 +229,17 @@ class Transformer(nnx.Module):
         Returns:
           (hidden (B, T, D), new cache or None, list of per-block outputs or None).
         """
+        if cache is None and not collect and self.config.scan_layers and len(self.blocks) > 1:
+            x = self._scan(x, valid, key)
+            return (self.ln_final(x) if self.config.norm == "pre" else x), None, None
         keys = list(jax.random.split(key, len(self.blocks))) if key is not None else [None] * len(self.blocks)
         new_cache, outputs = [], []
         for i, block in enumerate(self.blocks):
             if cache is None and self.config.remat == "block":
                 # Recompute this block's activations in the backward pass (less memory).
-                x = nnx.remat(_block_apply, static_argnums=(4,))(block, x, valid, keys[i], self.config.attention_block)
+                graphdef, state = nnx.split(block)
+                x = jax.checkpoint(functools.partial(_block_apply, graphdef, block=self.config.attention_block))(
+                    state, x, valid, keys[i])
             elif cache is None:
                 x, _ = block(x, valid, keys[i], block=self.config.attention_block)
             else:
@@ -242,3 +250,29 @@ class Transformer(nnx.Module):
         if self.config.norm == "pre":
             x = self.ln_final(x)
         return x, (new_cache if cache is not None else None), (outputs if collect else None)
+
+    def _scan(self, x: Float[Array, "B T D"], valid: Bool[Array, "B T"], key: jax.Array | None) -> Float[Array, "B T D"]:
+        """The training / full forward pass as a `lax.scan` over layers.
+
+        The blocks' parameters are stacked into one (L, ...) pytree inside the trace, so
+        XLA compiles one block and reuses its buffers layer after layer: with an unrolled
+        Python loop, XLA on CPU keeps every layer's backward working set alive at once
+        (~0.6 GB per gato_79m layer at 2 x 1024 tokens). Gradients flow back through the
+        stacking to each block's own parameters, so checkpoints and sharding names are
+        unchanged.
+        """
+        splits = [nnx.split(b) for b in self.blocks]
+        graphdef = splits[0][0]
+        stacked = jax.tree.map(lambda *a: jnp.stack(a), *[st for _, st in splits])
+        n = len(self.blocks)
+        keys = jax.random.split(key, n) if key is not None else None
+        step = functools.partial(_block_apply, graphdef, block=self.config.attention_block)
+        if self.config.remat == "block":
+            step = jax.checkpoint(step)
+
+        def body(h, xs):
+            st, k = xs
+            return step(st, h, valid, k), None
+
+        x, _ = jax.lax.scan(body, x, (stacked, keys))
+        return x
