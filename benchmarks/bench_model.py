@@ -13,6 +13,10 @@ Measures:
      Atari-like step (84x84 RGB image -> 36 patches, 1 discrete action: 38 tokens/step).
 
 Every measurement runs in its own subprocess so peak memory (ru_maxrss) is its own.
+Memory columns: "step GB" is what XLA's memory analysis says the compiled training step
+holds (arguments: parameters, AdamW state, batch; outputs not aliased to donated inputs;
+temporaries); "peak RSS GB" is the whole process at its peak (Python, JAX runtime,
+compilation, the model before donation).
 FLOP conventions: training = 6 x (matmul parameters of the blocks) per token
 + 12 x layers x T x D per token for attention (PaLM's convention, no causal discount)
 + 6 x D x V per gathered target for the output projection (what the step computes);
@@ -135,7 +139,7 @@ def _train(preset: str, dtype: str, batch: int, length: int, steps: int, remat: 
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
 
 
-def _decode(preset: str, dtype: str, env: str, steps: int, context: int) -> dict:
+def _decode(preset: str, dtype: str, env: str, steps: int, context: int, decode_dtype: str) -> dict:
     import jax
     import jax.numpy as jnp
     from flax import nnx
@@ -158,7 +162,7 @@ def _decode(preset: str, dtype: str, env: str, steps: int, context: int) -> dict
         return tok.tokenize_observation(o, spec, timestep=t)
 
     # With the cache.
-    dec = gl.model.Decoder(model)
+    dec = gl.model.Decoder(model, dtype=decode_dtype)
     prompt = seq.window(0, n_prompt * per_step)
     dec.prefill(prompt)
     key = jax.random.key(0)
@@ -209,7 +213,7 @@ def _worker(args) -> None:
     elif kind == "train":
         out = _train(args.preset, args.dtype, args.batch, args.length, args.steps, args.remat)
     else:
-        out = _decode(args.preset, args.dtype, args.env, args.steps, args.context)
+        out = _decode(args.preset, args.dtype, args.env, args.steps, args.context, args.decode_dtype)
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -238,6 +242,7 @@ def main(argv=None) -> int:
     ap.add_argument("--remat", default="none")
     ap.add_argument("--env", default="metaworld")
     ap.add_argument("--context", type=int, default=1000)
+    ap.add_argument("--decode_dtype", default="float32")
     ap.add_argument("--quick", action="store_true", help="tiny preset only")
     ap.add_argument("--presets", default=None, help="comma-separated presets (default: tiny,gato_79m)")
     ap.add_argument("--dtypes", default="bfloat16,float32", help="training dtypes to compare")
@@ -247,24 +252,29 @@ def main(argv=None) -> int:
         return 0
 
     presets = (args.presets or ("tiny" if args.quick else "tiny,gato_79m")).split(",")
+    print(f"load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
+          "(other processes on this machine slow every number below)\n")
     dtypes = args.dtypes.split(",")
     peak = {dt: _run(worker="peak", dtype=dt)["gflops"] for dt in ("float32", "bfloat16")}
     print(f"matmul peak (2048x768 @ 768x3072, float32 accumulation): float32 {peak['float32']:.0f} GFLOP/s, "
           f"bfloat16 {peak['bfloat16']:.0f} GFLOP/s\n")
     print("training step: batch 2 x 1024 tokens (Meta-World-like data, 4 targets per 44 tokens), AdamW")
-    print(f"{'preset':<10} {'dtype':<9} {'tokens/s':>9} {'step s':>7} {'TFLOP/step':>10} {'MFU':>6} {'peak GB':>8} {'compile s':>9}")
+    print(f"{'preset':<10} {'dtype':<9} {'tokens/s':>9} {'step s':>7} {'TFLOP/step':>10} {'MFU':>6} {'step GB':>8} {'peak RSS GB':>11} {'compile s':>9}")
     for preset in presets:
         for dt in dtypes:
             r = _run(worker="train", preset=preset, dtype=dt, batch=2, length=1024, steps=5 if preset == "tiny" else 3)
             mfu = r["tflop_per_step"] * 1e3 / r["step_s"] / peak[dt]
             print(f"{preset:<10} {dt:<9} {r['tokens_per_s']:>9.0f} {r['step_s']:>7.2f} {r['tflop_per_step']:>10.2f} "
-                  f"{mfu:>6.0%} {r['peak_rss_gb']:>8.2f} {r['compile_s']:>9.1f}")
-    print("\nper-action decode latency at ~1000 tokens of context (median over steps; sampling restricted to legal ids)")
-    print(f"{'preset':<10} {'dtype':<9} {'env':<10} {'tok/step':>8} {'context':>7} {'cached ms':>9} {'p90 ms':>7} {'no-cache ms':>11} {'peak GB':>8}")
+                  f"{mfu:>6.0%} {r['step_gb']:>8.2f} {r['peak_rss_gb']:>11.2f} {r['compile_s']:>9.1f}")
+    print("\nper-action latency at ~1000 tokens of context: tokenize the observation, feed it, sample every action")
+    print("token (restricted to legal ids), decode the action; median over steps. Model dtype bfloat16 (patch convs")
+    print("in bfloat16); 'decode' is the dtype of the transformer while decoding. No-cache: re-run the ~1000-token")
+    print("window once per action token.")
+    print(f"{'preset':<10} {'decode':<9} {'env':<10} {'tok/step':>8} {'context':>7} {'cached ms':>9} {'p90 ms':>7} {'no-cache ms':>11} {'peak GB':>8}")
     for preset in presets:
         for env in ("metaworld", "atari"):
-            for dt in ("bfloat16", "float32"):
-                r = _run(worker="decode", preset=preset, dtype=dt, env=env, steps=12, context=1000)
+            for dt in ("float32", "bfloat16"):
+                r = _run(worker="decode", preset=preset, dtype="bfloat16", env=env, steps=12, context=1000, decode_dtype=dt)
                 print(f"{preset:<10} {dt:<9} {env:<10} {r['tokens_per_step']:>8} {r['context_tokens']:>7} {r['cached_ms']:>9.1f} "
                       f"{r['cached_p90_ms']:>7.1f} {r['nocache_ms']:>11.1f} {r['peak_rss_gb']:>8.2f}")
     return 0

@@ -45,7 +45,8 @@ from gatolab.tokenizers import Vocabulary
 Overflow = Literal["memory", "recompute"]
 
 # Chunk lengths are padded up to one of these, so a session compiles a handful of shapes.
-_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+# Multiples of 8 up to 128 keep an observation chunk's padding under 8 tokens.
+_BUCKETS = (1, 2, 4, *range(8, 129, 8), 160, 192, 256, 384, 512, 768, 1024)
 
 
 def _bucket(n: int, capacity: int) -> int:
@@ -122,8 +123,9 @@ class Decoder:
         self.dtype = dtype
         _, state = nnx.split(model)
         if dtype != model.config.dtype:
-            # Same parameters, a network built for the decoding dtype (dtype is static in the graph).
-            config = dataclasses.replace(model.config, dtype=dtype)
+            # Same parameters, a network built for the decoding dtype (dtype is static in the
+            # graph); the patch convolutions keep the model's dtype (see ModelConfig.patch_dtype).
+            config = dataclasses.replace(model.config, dtype=dtype, patch_dtype=model.config.patch_dtype or model.config.dtype)
             model = nnx.eval_shape(lambda: Gato(config, rngs=nnx.Rngs(0)))
         self.graphdef = nnx.graphdef(model)
         # Deployment reads every weight once per token, so a step is bound by memory

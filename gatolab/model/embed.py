@@ -78,7 +78,7 @@ class PatchResNet(nnx.Module):
         x = 16 * c
         self.proj = param(rngs, fan_in_init(x), (x, config.embed_dim), (None, "embed"))
         self.proj_bias = zeros_param((config.embed_dim,), ("embed",))
-        self.dtype = compute_dtype(config.dtype)
+        self.dtype = compute_dtype(config.patch_dtype or config.dtype)
 
     def __call__(self, patches: Float[Array, "N S S C"]) -> Float[Array, "N D"]:
         x = self.stem(patches, self.dtype)
