@@ -162,7 +162,8 @@ def _decode(preset: str, dtype: str, env: str, steps: int, context: int, decode_
         return tok.tokenize_observation(o, spec, timestep=t)
 
     # With the cache.
-    dec = gl.model.Decoder(model, dtype=decode_dtype)
+    single, chunk = decode_dtype.split("/") if "/" in decode_dtype else (decode_dtype, decode_dtype)
+    dec = gl.model.Decoder(model, dtype=single, chunk_dtype=chunk)
     prompt = seq.window(0, n_prompt * per_step)
     dec.prefill(prompt)
     key = jax.random.key(0)
@@ -239,7 +240,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--length", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--remat", default="none")
+    ap.add_argument("--remat", default="block", help="ModelConfig.remat for the training step")
     ap.add_argument("--env", default="metaworld")
     ap.add_argument("--context", type=int, default=1000)
     ap.add_argument("--decode_dtype", default="float32")
@@ -268,14 +269,15 @@ def main(argv=None) -> int:
                   f"{mfu:>6.0%} {r['step_gb']:>8.2f} {r['peak_rss_gb']:>11.2f} {r['compile_s']:>9.1f}")
     print("\nper-action latency at ~1000 tokens of context: tokenize the observation, feed it, sample every action")
     print("token (restricted to legal ids), decode the action; median over steps. Model dtype bfloat16 (patch convs")
-    print("in bfloat16); 'decode' is the dtype of the transformer while decoding. No-cache: re-run the ~1000-token")
-    print("window once per action token.")
-    print(f"{'preset':<10} {'decode':<9} {'env':<10} {'tok/step':>8} {'context':>7} {'cached ms':>9} {'p90 ms':>7} {'no-cache ms':>11} {'peak GB':>8}")
+    print("in bfloat16); 'decode' is the transformer's dtype for single tokens / chunks of >= 8 tokens")
+    print("(float32/bfloat16 is the Decoder's default on CPU). No-cache: re-run the ~1000-token window")
+    print("once per action token.")
+    print(f"{'preset':<10} {'decode':<17} {'env':<10} {'tok/step':>8} {'context':>7} {'cached ms':>9} {'p90 ms':>7} {'no-cache ms':>11} {'peak GB':>8}")
     for preset in presets:
         for env in ("metaworld", "atari"):
-            for dt in ("float32", "bfloat16"):
+            for dt in ("float32/bfloat16", "float32", "bfloat16"):
                 r = _run(worker="decode", preset=preset, dtype="bfloat16", env=env, steps=12, context=1000, decode_dtype=dt)
-                print(f"{preset:<10} {dt:<9} {env:<10} {r['tokens_per_step']:>8} {r['context_tokens']:>7} {r['cached_ms']:>9.1f} "
+                print(f"{preset:<10} {dt:<17} {env:<10} {r['tokens_per_step']:>8} {r['context_tokens']:>7} {r['cached_ms']:>9.1f} "
                       f"{r['cached_p90_ms']:>7.1f} {r['nocache_ms']:>11.1f} {r['peak_rss_gb']:>8.2f}")
     return 0
 

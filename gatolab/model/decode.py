@@ -98,14 +98,17 @@ class Decoder:
       capacity: cache slots S (default `context_len`, Gato's 1024).
       overflow: "memory" or "recompute" (see the module docstring).
       vocab: the id layout the tokenizer uses (tells continuous from discrete action ids).
-      dtype: compute dtype for decoding; None: the model's `config.dtype`, except on CPU
-        where it is float32. Measured on a 2-core AVX512-BF16 CPU at the gato_79m shape:
-        one cached token costs ~27 ms in float32 but ~140 ms in bfloat16 (XLA's bfloat16
-        matrix-vector path is slow there), and a 48-token chunk ~85 vs ~100 ms.
+      dtype: compute dtype of single-token steps (chunks of fewer than 8 tokens); None:
+        float32 on CPU, else the model's `config.dtype`. Measured on this 2-core
+        AVX512-BF16 CPU at the gato_79m shape: one cached token costs ~23 ms in float32
+        but ~140 ms in bfloat16 (XLA's bfloat16 matrix-vector path is slow there).
+      chunk_dtype: compute dtype of chunks of 8 or more tokens (observations, prompts);
+        None: the model's `config.dtype` (a 40-token Atari-like chunk: ~90 ms in bfloat16
+        vs ~110 ms in float32). The weights are stored once per dtype used.
     """
 
     def __init__(self, model: Gato, capacity: int | None = None, overflow: Overflow = "memory",
-                 vocab: Vocabulary | None = None, dtype: str | None = None):
+                 vocab: Vocabulary | None = None, dtype: str | None = None, chunk_dtype: str | None = None):
         if overflow not in ("memory", "recompute"):
             raise ValueError(f"Decoder.overflow must be 'memory' or 'recompute', got {overflow!r}")
         self.vocab = vocab or Vocabulary()
@@ -116,23 +119,16 @@ class Decoder:
         self.config = model.config
         self.capacity = int(capacity or model.config.context_len)
         self.overflow = overflow
-        if dtype is None:
-            dtype = "float32" if jax.default_backend() == "cpu" else model.config.dtype
-        if dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"Decoder.dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-        self.dtype = dtype
-        _, state = nnx.split(model)
-        if dtype != model.config.dtype:
-            # Same parameters, a network built for the decoding dtype (dtype is static in the
-            # graph); the patch convolutions keep the model's dtype (see ModelConfig.patch_dtype).
-            config = dataclasses.replace(model.config, dtype=dtype, patch_dtype=model.config.patch_dtype or model.config.dtype)
-            model = nnx.eval_shape(lambda: Gato(config, rngs=nnx.Rngs(0)))
-        self.graphdef = nnx.graphdef(model)
-        # Deployment reads every weight once per token, so a step is bound by memory
-        # traffic: store the weights in the compute dtype once instead of casting the
-        # float32 parameters on every call.
-        cast = compute_dtype(dtype)
-        self.state = jax.tree.map(lambda x: x.astype(cast) if jnp.issubdtype(x.dtype, jnp.floating) else x, state)
+        on_cpu = jax.default_backend() == "cpu"
+        dtype = dtype or ("float32" if on_cpu else model.config.dtype)
+        chunk_dtype = chunk_dtype or model.config.dtype
+        for name, value in (("dtype", dtype), ("chunk_dtype", chunk_dtype)):
+            if value not in ("float32", "bfloat16"):
+                raise ValueError(f"Decoder.{name} must be 'float32' or 'bfloat16', got {value!r}")
+        self.dtype, self.chunk_dtype = dtype, chunk_dtype
+        self.graphdef, self.state = _network(model, dtype)
+        self.chunk_graphdef, self.chunk_state = (
+            (self.graphdef, self.state) if chunk_dtype == dtype else _network(model, chunk_dtype))
         self.reset()
 
     # --- state ---------------------------------------------------------------------------
@@ -224,6 +220,11 @@ class Decoder:
              key: jax.Array | None = None, all_logits: bool = False):
         """Writes `tokens` into free slots and runs the network on them."""
         n = len(tokens["ids"])
+        if tokens["ids"].min() < 0 or tokens["ids"].max() >= self.config.vocab_size:
+            raise ValueError(f"Decoder: token ids must lie in [0, {self.config.vocab_size})")
+        if tokens["local_position"].max() >= self.config.max_local_positions:
+            raise ValueError(f"Decoder: an observation has {tokens['local_position'].max() + 1} tokens, more than "
+                             f"max_local_positions={self.config.max_local_positions}")
         free = np.flatnonzero(self.slot_order[: self.capacity] < 0)[:n]
         tb = _bucket(n, self.capacity)
         slots = np.full(tb, self.capacity, np.int32)  # padding goes to the scratch slot
@@ -258,8 +259,9 @@ class Decoder:
                  "patches": pad_p(tokens["patch"][is_img]), "patch_row_interval": pad_p(tokens["row"][is_img]),
                  "patch_col_interval": pad_p(tokens["col"][is_img])}
         key = jax.random.key(0) if key is None else key
+        graphdef, state = (self.chunk_graphdef, self.chunk_state) if tb >= 8 else (self.graphdef, self.state)
         token, h_last, self.cache, full = _feed(
-            self.graphdef, self.state, self.cache, chunk, slots, self.slot_order[None].copy(), order[None], np.int32(n - 1),
+            graphdef, state, self.cache, chunk, slots, self.slot_order[None].copy(), order[None], np.int32(n - 1),
             np.int32(lo), np.int32(hi), np.float32(temperature), key, width=width, all_logits=all_logits)
         self.h_last = h_last
         return token, (None if full is None else full[:n])
@@ -356,6 +358,22 @@ class Decoder:
     def _restricted_sample_last(self, lo, hi, temperature, key, *, width: int):
         return _sample_from_hidden(self.graphdef, self.state, self.h_last, np.int32(lo), np.int32(hi),
                                    np.float32(temperature), key, width=width)
+
+
+def _network(model: Gato, dtype: str):
+    """(graphdef, parameters stored in `dtype`) of `model` built to compute in `dtype`.
+
+    Deployment reads every weight once per token, so a step is bound by memory traffic:
+    the weights are cast once here instead of on every call. `dtype` is static in the
+    graph, so a different dtype needs a graph built for it (same parameters); the patch
+    convolutions keep the model's dtype (see `ModelConfig.patch_dtype`).
+    """
+    _, state = nnx.split(model)
+    if dtype != model.config.dtype:
+        config = dataclasses.replace(model.config, dtype=dtype, patch_dtype=model.config.patch_dtype or model.config.dtype)
+        model = nnx.eval_shape(lambda: Gato(config, rngs=nnx.Rngs(0)))
+    cast = compute_dtype(dtype)
+    return nnx.graphdef(model), jax.tree.map(lambda x: x.astype(cast) if jnp.issubdtype(x.dtype, jnp.floating) else x, state)
 
 
 def _round_up(n: int, m: int) -> int:
