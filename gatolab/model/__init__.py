@@ -13,7 +13,7 @@
 """
 
 from gatolab.model.config import PAPER_PARAMS, PARAM_CONVENTION, ModelConfig, block_param_count, preset_names
-from gatolab.model.count import abstract_model, count_by_part, count_params, paper_param_table
+from gatolab.model.count import abstract_model, count_by_part, count_params, format_param_table, paper_param_table
 from gatolab.model.decode import Decoder, restricted_logits, sample_restricted
 from gatolab.model.embed import Embedder, PatchResNet, patch_position_bounds, patch_position_indices
 from gatolab.model.gato import MODEL_KEYS, Gato, validate_batch
@@ -25,7 +25,7 @@ from gatolab.model.transformer import Transformer, causal_mask, slot_mask
 __all__ = [
     "LOGICAL_AXES", "LOSS_MODALITIES", "MODEL_KEYS", "PAPER_PARAMS", "PARAM_CONVENTION", "Decoder", "Embedder", "Gato",
     "ModelConfig", "PatchResNet", "Transformer", "abstract_model", "block_param_count", "causal_mask", "count_by_part",
-    "count_params", "cross_entropy", "inspect", "logits", "loss_fn", "paper_param_table", "patch_position_bounds",
+    "count_params", "cross_entropy", "format_param_table", "inspect", "logits", "loss_fn", "paper_param_table", "patch_position_bounds",
     "patch_position_indices", "preset_names", "restricted_logits", "sample_restricted", "slot_mask", "target_bucket",
     "validate_batch",
 ]

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from gatolab.model.config import PAPER_PARAMS, ModelConfig, block_param_count
+from gatolab.model.config import PAPER_PARAMS, PARAM_CONVENTION, ModelConfig, block_param_count
 
 
 def count_params(model: nnx.Module) -> int:
@@ -49,7 +49,8 @@ def paper_param_table(**overrides: Any) -> list[dict[str, Any]]:
     Counts use the real vocabulary (33,027 rows), not the table padded to a multiple of
     128 for speed: padded rows are never used. Returns rows with `layers`, `width`,
     `heads`, `head_size`, `ff`, `blocks`, `embedding`, `total`, `paper`, `total_binary`
-    (total / 2**20 or 2**30 in the paper's unit), `gap_decimal`, `gap_binary`.
+    (total / 2**20 or 2**30 in the paper's unit), `unit_binary` ("Mi" or "Gi"), `gap_decimal`,
+    `gap_binary`.
     """
     rows = []
     for name, paper in PAPER_PARAMS.items():
@@ -65,7 +66,20 @@ def paper_param_table(**overrides: Any) -> list[dict[str, Any]]:
             "blocks_analytic": block_param_count(cfg),
             "embedding": parts["token_table"] - padding_rows, "patch_resnet": parts["patch_resnet"],
             "total": total, "paper": paper, "paper_label": f"{dec:g}{unit}",
-            "total_binary": total / scale, "unit": unit,
+            "total_binary": total / scale, "unit": unit, "unit_binary": "Gi" if unit == "B" else "Mi",
             "gap_decimal": total / paper - 1.0, "gap_binary": total / scale / dec - 1.0,
         })
     return rows
+
+
+def format_param_table(rows: list[dict[str, Any]] | None = None) -> str:
+    """The presets' parameter counts next to the paper's, as a text table."""
+    rows = rows if rows is not None else paper_param_table()
+    lines = [f"counting convention: {PARAM_CONVENTION}",
+             f"{'preset':<11} {'L':>2} {'D':>5} {'H x K':>8} {'F':>5} {'blocks':>14} {'token table':>12} {'total':>14} "
+             f"{'paper':>6} {'gap (decimal)':>13} {'total (binary)':>15} {'gap (binary)':>12}"]
+    for r in rows:
+        lines.append(f"{r['preset']:<11} {r['layers']:>2} {r['width']:>5} {r['heads']:>3} x {r['head_size']:<3} {r['ff']:>5} "
+                     f"{r['blocks']:>14,} {r['embedding']:>12,} {r['total']:>14,} {r['paper_label']:>6} "
+                     f"{r['gap_decimal']:>+13.1%} {r['total_binary']:>13.4g}{r['unit_binary']} {r['gap_binary']:>+12.1%}")
+    return "\n".join(lines)

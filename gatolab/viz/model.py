@@ -133,7 +133,7 @@ def preset_table(rows: Sequence[Mapping[str, Any]], convention: str) -> go.Figur
              [f"{r['heads']} x {r['head_size']}" for r in rows], [r["ff"] for r in rows],
              [f"{r['blocks'] / 1e6:,.1f}M" for r in rows], [f"{r['embedding'] / 1e6:,.1f}M" for r in rows],
              [f"{r['patch_resnet'] / 1e6:,.2f}M" for r in rows], [f"{r['total'] / 1e6:,.1f}M" for r in rows],
-             [r["paper_label"] for r in rows], [f"{r['total_binary']:.3g}{r['unit']}i" for r in rows],
+             [r["paper_label"] for r in rows], [f"{r['total_binary']:.4g}{r['unit_binary']}" for r in rows],
              [f"{r['gap_decimal']:+.1%}" for r in rows], [f"{r['gap_binary']:+.1%}" for r in rows]]
     fig = go.Figure(go.Table(header=dict(values=header, fill_color="#EEEEEE"), cells=dict(values=cells)))
     fig.update_layout(height=220, margin=dict(t=70, b=10, l=10, r=10),
