@@ -14,6 +14,7 @@ _REGISTRARS = [
     "gatolab.cli:_add_text",
     "gatolab.data.cli:add_cli",
     "gatolab.train.run:add_cli",
+    "gatolab.evaluate:add_cli",
 ]
 
 
