@@ -363,3 +363,22 @@ def run_episode(agent: GatoAgent, env, domain, seed: int = EVAL_SEED, render: bo
         action_ids=np.asarray(ids, np.int32).reshape(-1, n_tok), action_probs=np.asarray(probs).reshape(-1, n_tok),
         first_token_dists=dists, step_seconds=np.asarray(secs), prompt_tokens=agent.prompt_tokens,
         frames=np.stack(frames) if render and frames and frames[0] is not None else None)
+
+
+def play(agent: GatoAgent, domain: str, task: str, seed: int = EVAL_SEED, render: bool = True,
+         max_steps: int | None = None, on_step: Callable | None = None) -> EpisodeTrace:
+    """Makes the task's environment, runs one agent episode (frames kept when `render`), closes it.
+
+    The headless twin of the rollout widget (notebook 05): what it shows, this returns.
+    """
+    from gatolab import envs
+
+    dom = envs.get_domain(domain)
+    if dom.kind != "control":
+        raise ValueError(f"play: domain {domain!r} has no environment (kind {dom.kind!r}); expected a control domain")
+    dom.check_task(task)
+    env = dom.make(task, seed=seed, render=render)
+    try:
+        return run_episode(agent, env, dom, seed=seed, render=render, max_steps=max_steps, on_step=on_step)
+    finally:
+        env.close()

@@ -1,0 +1,209 @@
+"""Rollouts, scores and Figure 5 (plotly, ipywidgets, mediapy): notebook 05 and the demo report.
+
+    trace = gl.agent.play(agent, "classic", "CartPole-v1", render=True)
+    gl.viz.rollouts.show_video(trace.frames)          # inline mp4 (mediapy)
+    gl.viz.rollouts.trace_figure(trace)               # action-token probabilities + return so far
+    gl.viz.rollouts.RolloutWidget(["runs/demo/train"]).display()   # pick, Run, watch, replay
+    gl.viz.rollouts.figure5(results.figure5)          # Gato Figure 5 (GATO_SPEC §6)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+DOMAIN_COLOURS = {"babyai": "#1f77b4", "metaworld": "#d62728", "classic": "#2ca02c", "text": "#9467bd",
+                  "vision_language": "#ff7f0e"}
+
+
+def video_html(frames: np.ndarray, fps: int = 20, width: int = 320, title: str | None = None) -> str:
+    """An HTML <video> (h264 embedded as base64) of (T, H, W, 3) uint8 frames."""
+    import mediapy
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"video_html: frames must be (T, H, W, 3), got shape {frames.shape}")
+    h, w = frames.shape[1:3]
+    return mediapy.show_videos([frames], [title] if title else None, fps=fps, width=width,
+                               height=int(round(width * h / w / 2) * 2), return_html=True)
+
+
+def show_video(frames: np.ndarray, fps: int = 20, width: int = 320, title: str | None = None) -> None:
+    """Plays frames inline (an embedded mp4, visible in the HTML export too)."""
+    from IPython.display import HTML, display
+
+    display(HTML(video_html(frames, fps, width, title)))
+
+
+def trace_figure(trace, title: str | None = None) -> go.Figure:
+    """Per step: the probability of each action token the agent chose, and the return so far."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["probability of the chosen action tokens", "return so far"])
+    steps = np.arange(trace.length)
+    n_tok = trace.action_probs.shape[1] if trace.length else 0
+    for j in range(min(n_tok, 8)):
+        fig.add_trace(go.Scatter(x=steps, y=trace.action_probs[:, j], mode="lines+markers", marker=dict(size=4),
+                                 name=f"action token {j}"), 1, 1)
+    fig.add_trace(go.Scatter(x=steps, y=trace.returns_so_far, mode="lines", name="return", line=dict(color="black")), 1, 2)
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(range=[0, 1.02], row=1, col=1)
+    fig.update_layout(height=330, title=title or f"{trace.task} · seed {trace.seed} · return {trace.total_return:.2f}")
+    return fig
+
+
+def first_token_heatmap(trace, max_ids: int = 32) -> go.Figure:
+    """The distribution over the first action token's legal ids at every step (discrete actions)."""
+    d = np.stack(trace.first_token_dists)[:, :max_ids] if trace.length else np.zeros((0, 1))
+    fig = go.Figure(go.Heatmap(z=d.T, colorscale="Viridis", zmin=0, zmax=1, colorbar=dict(title="p")))
+    fig.update_layout(height=260, title="first action token: distribution per step", xaxis_title="step",
+                      yaxis_title="action value")
+    return fig
+
+
+def figure5(fig5: Mapping[str, Any], title: str = "Figure 5: tasks at or above x% of expert") -> go.Figure:
+    """Gato Figure 5 (GATO_SPEC §6): stacked counts of tasks reaching each threshold, by domain."""
+    fig = go.Figure()
+    for d, counts in fig5["counts"].items():
+        fig.add_trace(go.Scatter(x=fig5["thresholds"], y=counts, name=d, stackgroup="tasks", mode="lines",
+                                 line=dict(color=DOMAIN_COLOURS.get(d))))
+    fig.add_vline(x=50, line=dict(dash="dot", color="grey"))
+    fig.update_layout(height=380, title=title, xaxis_title="performance threshold (% of expert)",
+                      yaxis_title="number of tasks")
+    return fig
+
+
+def domain_scores_figure(aggregate: Mapping[str, Any], language: Sequence[Mapping[str, Any]] = ()) -> go.Figure:
+    """Mean normalised score per control domain (and the overall mean) as bars."""
+    per = aggregate["per_domain"]
+    names = list(per)
+    vals = [100 * per[d]["normalised_score"] for d in names]
+    fig = go.Figure(go.Bar(x=names, y=vals, marker_color=[DOMAIN_COLOURS.get(d, "grey") for d in names],
+                           text=[f"{v:.0f}%" for v in vals], textposition="outside"))
+    fig.add_hline(y=100, line=dict(dash="dot", color="grey"), annotation_text="expert")
+    fig.add_hline(y=0, line=dict(color="black"), annotation_text="random")
+    if aggregate.get("overall") is not None:
+        fig.add_hline(y=100 * aggregate["overall"], line=dict(dash="dash", color="purple"),
+                      annotation_text=f"mean of domains {100 * aggregate['overall']:.0f}%")
+    fig.update_layout(height=360, title="normalised score per domain (% of expert)", yaxis_title="% of expert")
+    return fig
+
+
+def task_scores_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Every task's normalised score, coloured by domain."""
+    ok = sorted([r for r in rows if r.get("error") is None], key=lambda r: (r["domain"], r["task"]))
+    fig = go.Figure(go.Bar(x=[r["task"] for r in ok], y=[100 * r["normalised_score"] for r in ok],
+                           marker_color=[DOMAIN_COLOURS.get(r["domain"], "grey") for r in ok],
+                           hovertext=[f"return {r['mean_return']:.2f} (random {r['random_return']:.2f}, expert "
+                                      f"{r['expert_return']:.2f}); success {r.get('success_rate')}" for r in ok]))
+    fig.update_layout(height=380, title="normalised score per task (% of expert)", yaxis_title="% of expert")
+    return fig
+
+
+def _png(frame: np.ndarray) -> bytes:
+    import mediapy
+
+    return mediapy.compress_image(frame, fmt="png")
+
+
+class RolloutWidget:
+    """Pick a checkpoint, domain, task, seed, prompt kind and temperature; press Run.
+
+    While the episode plays, the frame updates live; then it is shown as an inline video
+    next to a plotly panel of the action-token probabilities and the return so far.
+    `run()` does what the button does and returns the `EpisodeTrace`, so it also works
+    headless (tests, papermill).
+
+    Args:
+      checkpoints: run directories to choose from.
+      domains: control domains offered (tasks listed from each domain).
+      tasks: optional fixed task list per domain (default: the domain's own).
+      max_steps: cap on episode length (None: the environment's limit).
+      live_every: redraw the live frame every this many steps.
+    """
+
+    def __init__(self, checkpoints: Sequence[str | os.PathLike], domains: Sequence[str] = ("classic", "babyai", "metaworld"),
+                 tasks: Mapping[str, Sequence[str]] | None = None, max_steps: int | None = None, live_every: int = 2):
+        import ipywidgets as w
+
+        from gatolab import envs
+
+        if not checkpoints:
+            raise ValueError("RolloutWidget: checkpoints is empty; expected at least one run directory")
+        self._tasks = {d: list((tasks or {}).get(d) or envs.get_domain(d).tasks()) for d in domains}
+        self.max_steps, self.live_every = max_steps, max(1, live_every)
+        self._agents: dict[tuple, Any] = {}
+        self.trace = None
+        style = {"description_width": "90px"}
+        self.checkpoint = w.Dropdown(options=[str(c) for c in checkpoints], description="checkpoint", style=style)
+        self.domain = w.Dropdown(options=list(domains), description="domain", style=style)
+        self.task = w.Dropdown(options=self._tasks[domains[0]], description="task", style=style)
+        self.seed = w.IntText(value=2_000_000, description="seed", style=style)
+        self.prompt = w.Dropdown(options=["start", "end", "none"], description="prompt", style=style)
+        self.temperature = w.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.1, description="temperature", style=style)
+        self.button = w.Button(description="Run", button_style="primary", icon="play")
+        self.status = w.HTML("press Run")
+        self.frame = w.Image(format="png", width=320)
+        self.video = w.Output()
+        self.panel = w.Output()  # a plotly figure per run (FigureWidget would need anywidget)
+        self.domain.observe(lambda ch: setattr(self.task, "options", self._tasks[ch["new"]]), names="value")
+        self.button.on_click(lambda _: self.run())
+        controls = w.VBox([self.checkpoint, self.domain, self.task, self.seed, self.prompt, self.temperature,
+                           w.HBox([self.button, self.status])])
+        self.box = w.VBox([w.HBox([controls, w.VBox([self.frame, self.video])]), self.panel])
+
+    def display(self):
+        from IPython.display import display
+
+        display(self.box)
+        return self
+
+    def _ipython_display_(self):
+        self.display()
+
+    def agent(self):
+        from gatolab.agent import AgentConfig, GatoAgent
+
+        cfg = AgentConfig(prompt=self.prompt.value, temperature=float(self.temperature.value))
+        key = (self.checkpoint.value, cfg)
+        if key not in self._agents:
+            self._agents[key] = GatoAgent.from_checkpoint(self.checkpoint.value, cfg)
+        return self._agents[key]
+
+    def run(self):
+        """Runs one episode with the current selection; returns its `EpisodeTrace`."""
+        from gatolab.agent import play
+
+        self.button.disabled = True
+        self.status.value = f"loading {self.checkpoint.value} ..."
+        try:
+            agent = self.agent()
+            self.video.clear_output()
+
+            def on_step(t, frame, info, ret):
+                if frame is not None and t % self.live_every == 0:
+                    self.frame.value = _png(frame)
+                self.status.value = f"step {t + 1} · return {ret:.2f}"
+
+            tr = play(agent, self.domain.value, self.task.value, seed=int(self.seed.value), render=True,
+                      max_steps=self.max_steps, on_step=on_step)
+            self.trace = tr
+            if tr.frames is not None:
+                self.frame.value = _png(tr.frames[-1])
+                with self.video:
+                    show_video(tr.frames, title=f"{tr.task} seed {tr.seed}")
+            self.panel.clear_output()
+            with self.panel:
+                trace_figure(tr).show()
+            sr = "" if tr.success is None else f" · success {tr.success}"
+            self.status.value = (f"done: {tr.length} steps · return {tr.total_return:.2f}{sr} · "
+                                 f"{tr.latency_ms:.1f} ms/step · prompt {tr.prompt_tokens} tokens")
+            return tr
+        except Exception as e:  # noqa: BLE001 - shown in the widget, then re-raised
+            self.status.value = f"<span style='color:red'>{type(e).__name__}: {e}</span>"
+            raise
+        finally:
+            self.button.disabled = False
