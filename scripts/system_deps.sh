@@ -8,6 +8,8 @@ command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' || need+=(libegl1)
 ldconfig -p 2>/dev/null | grep -q 'libOSMesa.so' || need+=(libosmesa6)
 ldconfig -p 2>/dev/null | grep -q 'libGL.so.1' || need+=(libgl1)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the widget's browser test (selenium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "gatolab: installing system packages: ${need[*]}"
