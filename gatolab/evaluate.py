@@ -322,3 +322,35 @@ def _cli_eval(args) -> int:
     if res.paths:
         print(f"results: {res.paths['json']} and {res.paths['csv']}")
     return 1 if agg["failed"] else 0
+
+
+def complete_text(model, tokenizer, spec, observation: dict[str, Any], text_field: str = "text",
+                  max_new_tokens: int = 24, stop: str = ".") -> str:
+    """Greedy continuation of `observation[text_field]` given the rest of the observation.
+
+    E.g. an image and an empty caption -> a caption; a paragraph's first words -> more text.
+    Each new token re-reads the whole (short) sequence with `Decoder.prefill`, so the text
+    keeps its observation positions exactly as in training (the cached action path would
+    feed generated text as action tokens). Restricted to the text ids [0, text vocab).
+    """
+    from gatolab.model.decode import Decoder
+
+    if text_field not in spec.observation:
+        raise ValueError(f"complete_text: spec {spec.name!r} has no field {text_field!r} (fields: {sorted(spec.observation)})")
+    if tokenizer.text is None:
+        raise ValueError("complete_text: the tokenizer has no text model")
+    dec = Decoder(model, vocab=tokenizer.vocab)
+    n_text = min(tokenizer.vocab.text_size, tokenizer.text.vocab_size)  # the SentencePiece model may be smaller
+    ids = list(tokenizer.text.encode(observation[text_field])) if observation[text_field] else []
+    start = len(ids)
+    for _ in range(max_new_tokens):
+        obs = {**observation, text_field: tokenizer.text.decode(ids)}
+        seq = tokenizer.tokenize_observation(obs, spec)
+        if len(seq) >= dec.capacity:
+            break
+        dec.reset()
+        logits = np.asarray(dec.prefill(seq, return_logits=True))[-1, :n_text]
+        ids.append(int(np.argmax(logits)))
+        if stop and stop in tokenizer.text.decode(ids[start:]):
+            break
+    return tokenizer.text.decode(ids[start:])

@@ -207,3 +207,10 @@ class RolloutWidget:
             raise
         finally:
             self.button.disabled = False
+
+
+def show_image(image: np.ndarray, title: str | None = None, width: int = 192) -> None:
+    """Shows one (H, W, 3) uint8 image inline (embedded PNG)."""
+    import mediapy
+
+    mediapy.show_image(image, title=title, width=width)
