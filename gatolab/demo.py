@@ -57,11 +57,27 @@ def _stage(name: str, timings: dict[str, float]):
 
 def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episodes: int = 10, workers: int = 2,
         smoke: bool = False, model_overrides: dict[str, Any] | None = None, temperature: float = 1.0,
-        report: bool = True) -> dict[str, Any]:
-    """Runs the four stages into `out`; returns (and writes to OUT/demo.json) what happened."""
+        report: bool = True, tasks: dict[str, list[str] | None] | None = None) -> dict[str, Any]:
+    """Runs the four stages into `out`; returns (and writes to OUT/demo.json) what happened.
+
+    Args:
+      out: output folder (data/, probe/, train/, eval/, demo.json, 06_report.{ipynb,html}).
+      train_minutes: the training budget (the probe and compilation come on top).
+      episodes: evaluation rollouts per control task (50 in the paper; 10 by default here).
+      workers: processes for data generation.
+      smoke: tiny data, the 512-piece text model, 60-step episodes (tests).
+      model_overrides: `ModelConfig` fields for the tiny preset (e.g. {"num_layers": 4}).
+      temperature: action sampling temperature (the paper samples: 1.0).
+      report: execute notebooks/06_report.
+      tasks: domain -> tasks (None: all of the domain's) instead of `DEMO_TASKS`.
+    """
     from gatolab import agent as ga
     from gatolab import data, evaluate, train
 
+    tasks = dict(DEMO_TASKS if tasks is None else tasks)
+    unknown = sorted(set(tasks) - set(DEMO_TASKS))
+    if unknown:
+        raise ValueError(f"demo tasks: unknown domain {unknown[0]!r} (expected some of {sorted(DEMO_TASKS)})")
     if train_minutes <= 0:
         raise ValueError(f"train_minutes must be > 0, got {train_minutes}")
     if episodes < 1:
@@ -75,33 +91,37 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
 
     with _stage("1/4 data", timings):
         dirs = []
-        for domain, tasks in DEMO_TASKS.items():
-            data.generate(domain, out / "data", tasks=tasks, episodes=counts[domain], workers=workers, shard_size=100)
+        for domain, domain_tasks in tasks.items():
+            data.generate(domain, out / "data", tasks=domain_tasks, episodes=counts[domain], workers=workers, shard_size=100)
             dirs.append(str(out / "data" / domain))
 
     with _stage("2/4 train", timings):
         budget = train_minutes * 60
-        probe = train.train("tiny", out=out / "probe", steps=30, data=dirs, text_vocab=text_vocab,
-                            overrides={**overrides, "log_every": 5}, progress=False)
-        per_step = _steady_step_seconds(out / "probe") or probe["seconds"] / 30
-        steps = max(20, int(0.95 * budget / per_step))
+        n_probe = 6 if smoke else 30
+        probe = train.train("tiny", out=out / "probe", steps=n_probe, data=dirs, text_vocab=text_vocab,
+                            overrides={**overrides, "log_every": n_probe // 6}, progress=False)
+        per_step = _steady_step_seconds(out / "probe") or probe["seconds"] / n_probe
+        steps = max(5 if smoke else 20, int(0.95 * budget / per_step))
         print(f"probe: {per_step:.3f} s/step -> {steps} steps in {train_minutes:g} min", flush=True)
         res = train.train("tiny", out=out / "train", steps=steps, data=dirs, text_vocab=text_vocab,
                           overrides={**overrides, "max_seconds": budget, "ckpt_every": max(50, steps // 4), "log_every": 10})
 
-    control = [t for d in ("classic", "babyai", "metaworld") for t in (DEMO_TASKS[d] or data_tasks(out / "data" / d))]
+    control = [t for d in ("classic", "babyai", "metaworld") if d in tasks for t in (tasks[d] or data_tasks(out / "data" / d))]
     with _stage("3/4 evaluate", timings):
         cfg = ga.AgentConfig(prompt="start", temperature=temperature)
         agent = ga.GatoAgent.from_checkpoint(out / "train", cfg, data=dirs)
         results = evaluate.evaluate(agent, control, episodes=episodes, out=out / "eval",
                                     max_steps=60 if smoke else None)
-        language = [evaluate.evaluate_language(agent.model, agent.tokenizer, "text", episodes=2 if smoke else 16)]
-        for task in ("shapes_captions", "shapes_vqa"):
+        language = []
+        if "text" in tasks:
+            language.append(evaluate.evaluate_language(agent.model, agent.tokenizer, "text", episodes=2 if smoke else 16))
+        for task in (tasks["vision_language"] or data_tasks(out / "data" / "vision_language")) if "vision_language" in tasks else []:
             language.append(evaluate.evaluate_language(agent.model, agent.tokenizer, "vision_language", task,
                                                        episodes=2 if smoke else 16))
         io_utils.atomic_write_json(out / "eval" / "language.json", language)
 
-    summary = {"out": str(out), "timings_s": timings, "train": {"steps": res["step"], "stopped_by_time": res["stopped_by_time"],
+    summary = {"out": str(out), "timings_s": timings, "train": {"steps": res["step"], "planned_steps": steps,
+               "stopped_by_time": res["stopped_by_time"],
                "seconds_per_step": per_step, "last": res["last"]}, "aggregate": results.aggregate,
                "language": language, "tasks": control, "episodes": episodes, "temperature": temperature, "smoke": smoke}
     io_utils.atomic_write_json(out / "demo.json", summary)
