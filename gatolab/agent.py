@@ -48,7 +48,7 @@ import numpy as np
 
 from gatolab.episode import Episode
 from gatolab.sequence import GatoTokenizer, TokenSequence
-from gatolab.specs import EnvSpec, Modality
+from gatolab.specs import EnvSpec
 
 PromptKind = Literal["start", "end", "none"]
 PROMPT_KINDS = ("start", "end", "none")
