@@ -265,31 +265,34 @@ class GatoAgent:
 def _legal_probs(dec, lo: int, hi: int, temperature: float) -> np.ndarray:
     """Softmax (with temperature) over ids [lo, hi) from the decoder's last hidden state."""
     width = int(min(dec.config.padded_vocab_size, -(-(hi - lo) // 8) * 8))
-    p = np.asarray(_probs_fn(dec.graphdef, dec.state, dec.h_last, np.int32(lo), np.int32(hi),
-                             np.float32(max(temperature, 1e-6) if temperature > 0 else 1.0), width=width))
+    p = np.asarray(_probs_fn(dec.graphdef)(dec.state, dec.h_last, np.int32(lo), np.int32(hi),
+                                           np.float32(max(temperature, 1e-6) if temperature > 0 else 1.0), width=width))
     start = int(np.clip(lo, 0, dec.config.padded_vocab_size - width))
     p = p[lo - start : hi - start].astype(np.float64)
     return p / p.sum()
 
 
-@functools.cache
-def _jitted():
-    import jax
-    from flax import nnx
-
-    from gatolab.model.decode import restricted_logits
-
-    @functools.partial(jax.jit, static_argnames=("graphdef", "width"))
-    def probs(graphdef, state, h, lo, hi, temperature, *, width):
-        model = nnx.merge(graphdef, state)
-        logits, _ = restricted_logits(model, h, lo, hi, width)
-        return jax.nn.softmax(logits.astype("float32") / temperature)
-
-    return probs
+_PROBS: dict[int, Callable] = {}
 
 
-def _probs_fn(*args, **kwargs):
-    return _jitted()(*args, **kwargs)
+def _probs_fn(graphdef) -> Callable:
+    """A jitted (state, h, lo, hi, temperature) -> probabilities that closes over `graphdef`
+    (one per network, so calls do not hash the graph definition)."""
+    key = id(graphdef)
+    if key not in _PROBS:
+        import jax
+        from flax import nnx
+
+        from gatolab.model.decode import restricted_logits
+
+        @functools.partial(jax.jit, static_argnames=("width",))
+        def probs(state, h, lo, hi, temperature, *, width):
+            model = nnx.merge(graphdef, state)
+            logits, _ = restricted_logits(model, h, lo, hi, width)
+            return jax.nn.softmax(logits.astype("float32") / temperature)
+
+        _PROBS[key] = (graphdef, probs)  # keeps graphdef alive so its id is not reused
+    return _PROBS[key][1]
 
 
 # ---------------------------------------------------------------------------------------
