@@ -42,6 +42,8 @@ def test_widget_run_shows_a_video_in_jupyterlab(tmp_path):
     from selenium import webdriver  # the "browser" extra
     assert os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER), \
         "needs Debian's chromium and chromium-driver (scripts/system_deps.sh installs them)"
+    from selenium.common.exceptions import (ElementClickInterceptedException, ElementNotInteractableException,
+                                            NoSuchElementException, StaleElementReferenceException)
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -74,23 +76,34 @@ def test_widget_run_shows_a_video_in_jupyterlab(tmp_path):
             opts.add_argument(arg)
         driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=opts)
         driver.get(f"http://127.0.0.1:{port}/lab/tree/widget.ipynb?token={token}")
-        wait = WebDriverWait(driver, 180)
-        cell = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell .cm-content")))
+        # JupyterLab re-renders the notebook while the kernel starts, so an element found a moment ago can
+        # go stale: every wait ignores that and looks the element up again.
+        flaky = (NoSuchElementException, StaleElementReferenceException, ElementClickInterceptedException,
+                 ElementNotInteractableException)
+        wait = WebDriverWait(driver, 180, ignored_exceptions=flaky)
+        cell_css = (By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell .cm-content")
+        wait.until(ec.element_to_be_clickable(cell_css))
         # Wait for the kernel, then run the cell (Shift+Enter in the focused cell).
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']")
                    or "Idle" in d.find_element(By.TAG_NAME, "body").text)
-        cell.click()
-        webdriver.ActionChains(driver).key_down("\ue008").send_keys("\ue007").key_up("\ue008").perform()  # Shift+Enter
-        run_button = wait.until(ec.element_to_be_clickable(
-            (By.XPATH, "//button[contains(@class, 'widget-button') and normalize-space(.)='Run']")))
-        run_button.click()
-        video = WebDriverWait(driver, 240).until(
+
+        def run_cell(d):
+            d.find_element(*cell_css).click()
+            webdriver.ActionChains(d).key_down("\ue008").send_keys("\ue007").key_up("\ue008").perform()  # Shift+Enter
+            return True
+        wait.until(run_cell)
+
+        def press_run(d):
+            d.find_element(By.XPATH, "//button[contains(@class, 'widget-button') and normalize-space(.)='Run']").click()
+            return True
+        wait.until(press_run)
+        video = WebDriverWait(driver, 240, ignored_exceptions=flaky).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-OutputArea video source, .jp-OutputArea video"))
         src = driver.execute_script(
             "const v = document.querySelector('.jp-OutputArea video'); const s = v.querySelector('source');"
             "return (s && s.src) || v.src || v.currentSrc;")
         assert src.startswith("data:video/mp4;base64,") and len(src) > 1000, src[:80]
-        status = WebDriverWait(driver, 60).until(
+        status = WebDriverWait(driver, 60, ignored_exceptions=flaky).until(
             lambda d: next((e.text for e in d.find_elements(By.CSS_SELECTOR, ".widget-html") if "done:" in e.text), None))
         assert "steps" in status and "ms/step" in status
         frame = driver.find_element(By.CSS_SELECTOR, ".widget-image")
