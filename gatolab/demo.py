@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gatolab import io_utils
 
 # The demo mixture: small and CPU-sized. [open] Which tasks: the cheapest ones per domain
@@ -38,6 +40,20 @@ DEMO_TASKS: dict[str, list[str] | None] = {
     "text": None,
     "vision_language": None,
 }
+# [open] The demo's network: the `tiny` preset widened to 4 layers x 128 (0.8M parameters in
+# the blocks), with an 8-channel patch ResNet -- the 32-channel one of `tiny` spends ~80%
+# of a CPU step on the 16x16 convolutions of the image-caption rows.
+DEMO_MODEL: dict[str, Any] = {"num_layers": 4, "embed_dim": 128, "ff_dim": 512, "num_heads": 4, "head_dim": 32,
+                              "resnet_channels": 8, "resnet_groups": 4}
+# [open] The demo's mixture weights (GATO_SPEC §8 gives Table 1's for the paper's 600+
+# tasks; `DEFAULT_WEIGHTS` keeps those proportions). Twenty minutes of CPU is ~2,500
+# steps of 8 rows, and a BabyAI row of 256 tokens holds one timestep (one action
+# target), so the demo samples the control domains more than Table 1 would.
+DEMO_WEIGHTS = {"babyai": 35.0, "classic": 20.0, "metaworld": 15.0, "text": 10.0, "vision_language": 20.0}
+# [open] Text ids: a 4,096-piece SentencePiece model in a compact id layout (text [0, 4096),
+# continuous [4096, 5120): 5,123 ids) -- the output projection over the paper's 33,027 ids
+# would be most of a CPU step. `--paper-vocab` keeps the paper's layout.
+DEMO_TEXT_VOCAB = 4096
 DEMO_EPISODES = {"classic": 60, "babyai": 300, "metaworld": 30, "text": 300, "vision_language": 300}
 SMOKE_EPISODES = {"classic": 3, "babyai": 5, "metaworld": 2, "text": 10, "vision_language": 10}
 
@@ -57,7 +73,8 @@ def _stage(name: str, timings: dict[str, float]):
 
 def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episodes: int = 10, workers: int = 2,
         smoke: bool = False, model_overrides: dict[str, Any] | None = None, temperature: float = 1.0,
-        report: bool = True, tasks: dict[str, list[str] | None] | None = None) -> dict[str, Any]:
+        report: bool = True, tasks: dict[str, list[str] | None] | None = None, paper_vocab: bool = False,
+        weights: dict[str, float] | None = None) -> dict[str, Any]:
     """Runs the four stages into `out`; returns (and writes to OUT/demo.json) what happened.
 
     Args:
@@ -66,10 +83,14 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
       episodes: evaluation rollouts per control task (50 in the paper; 10 by default here).
       workers: processes for data generation.
       smoke: tiny data, the 512-piece text model, 60-step episodes (tests).
-      model_overrides: `ModelConfig` fields for the tiny preset (e.g. {"num_layers": 4}).
+      model_overrides: `ModelConfig` fields over `DEMO_MODEL` (e.g. {"num_layers": 2}).
       temperature: action sampling temperature (the paper samples: 1.0).
       report: execute notebooks/06_report.
       tasks: domain -> tasks (None: all of the domain's) instead of `DEMO_TASKS`.
+      paper_vocab: the paper's 33,027-id layout with a 32,000-piece text model instead of
+        the compact `DEMO_TEXT_VOCAB` one.
+      weights: mixture weights per domain instead of `DEMO_WEIGHTS` ("table1": the
+        default mixture's `DEFAULT_WEIGHTS`).
     """
     from gatolab import agent as ga
     from gatolab import data, evaluate, train
@@ -86,8 +107,11 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     counts = SMOKE_EPISODES if smoke else DEMO_EPISODES
-    text_vocab = 512 if smoke else 32_000
-    overrides = {f"model.{k}": v for k, v in (model_overrides or {}).items()}
+    text_vocab = 512 if smoke else (32_000 if paper_vocab else DEMO_TEXT_VOCAB)
+    overrides = {f"model.{k}": v for k, v in {**DEMO_MODEL, **(model_overrides or {})}.items()}
+    if weights != "table1":
+        weights = dict(DEMO_WEIGHTS if weights is None else weights)
+        overrides["mixture.weights"] = {d: w for d, w in weights.items() if d in tasks}
 
     with _stage("1/4 data", timings):
         dirs = []
@@ -99,11 +123,13 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
         budget = train_minutes * 60
         n_probe = 6 if smoke else 30
         probe = train.train("tiny", out=out / "probe", steps=n_probe, data=dirs, text_vocab=text_vocab,
+                            compact_vocab=not paper_vocab,
                             overrides={**overrides, "log_every": n_probe // 6}, progress=False)
         per_step = _steady_step_seconds(out / "probe") or probe["seconds"] / n_probe
         steps = max(5 if smoke else 20, int(0.95 * budget / per_step))
         print(f"probe: {per_step:.3f} s/step -> {steps} steps in {train_minutes:g} min", flush=True)
         res = train.train("tiny", out=out / "train", steps=steps, data=dirs, text_vocab=text_vocab,
+                          compact_vocab=not paper_vocab,
                           overrides={**overrides, "max_seconds": budget, "ckpt_every": max(50, steps // 4), "log_every": 10})
 
     control = [t for d in ("classic", "babyai", "metaworld") if d in tasks for t in (tasks[d] or data_tasks(out / "data" / d))]
@@ -141,15 +167,15 @@ def data_tasks(path: str | os.PathLike) -> list[str]:
 
 
 def _steady_step_seconds(run_dir: Path) -> float | None:
-    """Seconds per step of the probe, compilation excluded: the fastest interval between its
-    metric lines (a machine shared with other jobs makes the slower ones noisy upwards;
-    `max_seconds` still bounds the real run if this is optimistic)."""
+    """Seconds per step of the probe, compilation excluded: the median interval between its
+    metric lines after the first (`max_seconds` still bounds the real run if this is
+    optimistic; the run then stops before its cosine schedule ends, and says so)."""
     from gatolab.train import read_metrics
 
     lines = read_metrics(run_dir)
     if len(lines) < 2:
         return None
-    return min((b["time"] - a["time"]) / max(1, b["step"] - a["step"]) for a, b in zip(lines[1:-1], lines[2:])) \
+    return float(np.median([(b["time"] - a["time"]) / max(1, b["step"] - a["step"]) for a, b in zip(lines[1:-1], lines[2:])])) \
         if len(lines) >= 3 else (lines[-1]["time"] - lines[0]["time"]) / max(1, lines[-1]["step"] - lines[0]["step"])
 
 
@@ -162,12 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, default=1.0, help="action sampling temperature (<= 0: greedy)")
     ap.add_argument("--smoke", action="store_true", help="tiny data, tiny text model, short episodes (tests)")
     ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--paper-vocab", action="store_true", help="the paper's 33,027-id layout (32,000 text pieces)")
+    ap.add_argument("--table1-weights", action="store_true", help="Table 1's mixture proportions, not DEMO_WEIGHTS")
     ap.add_argument("model", nargs="*", help="model overrides KEY=VALUE, e.g. num_layers=4 embed_dim=128")
     args = ap.parse_args(argv)
     from gatolab.train.run import parse_overrides
 
     s = run(args.out, args.train_minutes, args.episodes, args.workers, args.smoke, parse_overrides(args.model),
-            args.temperature, report=not args.no_report)
+            args.temperature, report=not args.no_report, paper_vocab=args.paper_vocab,
+            weights="table1" if args.table1_weights else None)
     print("\n=== gatolab demo: done ===")
     for d, v in s["aggregate"]["per_domain"].items():
         sr = "" if v["success_rate"] is None else f", success {100 * v['success_rate']:.0f}%"

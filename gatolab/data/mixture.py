@@ -355,12 +355,21 @@ class Mixture:
         if window is None:
             raise ValueError(f"dataset {ds.name!r} task {self.task_names[d.task]!r}: one timestep has more than "
                              f"sequence_length={L} tokens; raise MixtureConfig.sequence_length")
+        prompt_patches = prompt.num_patches if prompt is not None else 0
+        if window.num_patches + prompt_patches > self.max_patches:
+            room = self.max_patches - prompt_patches
+            if not allow_cut or room < 0:
+                raise ValueError(f"dataset {ds.name!r} task {self.task_names[d.task]!r}: a window holds "
+                                 f"{window.num_patches + prompt_patches} image patches, more than max_patches="
+                                 f"{self.max_patches}; raise the training config's max_patches")
+            img = np.flatnonzero(window.modality == Modality.IMAGE)  # cut before the overflowing patch
+            window = window.slice(0, int(img[room]))
         parts = [window]
         if allow_cut and c.pack_non_control:  # text / vision-language: continue with the next episodes
             eps = self.kept[d.task]
             pos = int(np.searchsorted(eps, d.episode))
             used = n_prompt + len(window)
-            patches = window.num_patches + (prompt.num_patches if prompt is not None else 0)
+            patches = window.num_patches + prompt_patches
             for j in range(1, len(eps)):
                 if used >= L:
                     break

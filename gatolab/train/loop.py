@@ -11,9 +11,12 @@ checkpoint follows the same trajectory as one that never stopped.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -77,6 +80,7 @@ class TrainConfig:
     mesh_shape: tuple[int, int, int] | None = None
     peak_flops: float | None = None
     max_seconds: float | None = None
+    prefetch: int = 2
 
     @classmethod
     def preset_config(cls, name: str, **overrides: Any) -> TrainConfig:
@@ -132,6 +136,80 @@ class TrainConfig:
         d["optim"] = OptimConfig(**d["optim"])
         d["mesh_shape"] = tuple(d["mesh_shape"]) if d.get("mesh_shape") else None
         return cls(**d)
+
+
+class Prefetch:
+    """A `BatchSource` read `depth` batches ahead by a background thread.
+
+    `get_state()` is the wrapped source's state right after the last batch handed out
+    (not after the ones waiting in the queue), so a checkpoint taken between steps resumes
+    exactly. `set_state()` stops the reader, restores the source and restarts lazily.
+    An exception in the reader is raised by the `next()` that would have received it.
+    """
+
+    def __init__(self, source: BatchSource, depth: int = 2):
+        if depth < 1:
+            raise ValueError(f"Prefetch.depth must be >= 1, got {depth}")
+        self.source, self.depth = source, depth
+        self._state = copy.deepcopy(source.get_state())
+        self._queue: queue.Queue | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _read(self, q: queue.Queue, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                item = (next(self.source), copy.deepcopy(self.source.get_state()), None)
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer
+                item = (None, None, e)
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item[2] is not None:
+                return
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        if self._thread is None:
+            self._queue, self._stop = queue.Queue(self.depth), threading.Event()
+            self._thread = threading.Thread(target=self._read, args=(self._queue, self._stop), daemon=True,
+                                            name="gatolab-prefetch")
+            self._thread.start()
+        batch, state, error = self._queue.get()
+        if error is not None:
+            self.close()
+            raise error
+        self._state = state
+        return batch
+
+    def get_state(self) -> Any:
+        return copy.deepcopy(self._state)
+
+    def set_state(self, state: Any) -> None:
+        self.close()
+        self.source.set_state(state)
+        self._state = copy.deepcopy(state)
+
+    def close(self) -> None:
+        """Stops the reader; batches it read ahead are dropped (the source is rewound to
+        the last state handed out, so none is lost)."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread, self._queue = None, None
+        self.source.set_state(copy.deepcopy(self._state))
+
+    def __getattr__(self, name: str) -> Any:  # domain_names, tokenizer, ... of the wrapped source
+        source = self.__dict__.get("source")
+        if source is None:
+            raise AttributeError(name)
+        return getattr(source, name)
 
 
 class TrainingDiverged(RuntimeError):
@@ -191,7 +269,7 @@ class Trainer:
         self.config = config
         self.domain_names = list(domain_names or [])
         self.out_dir = Path(out_dir)
-        self.source = source
+        self.source = Prefetch(source, config.prefetch) if config.prefetch > 0 else source
         self.extra_meta = dict(extra_meta or {})
         self.model_config = config.model_config()
         self.mesh = shd.make_mesh(config.mesh_shape)
@@ -238,7 +316,15 @@ class Trainer:
         # Targets per row vary by domain; a power-of-two bucket (>= 64) bounds the number of
         # compiled step functions to ~log2(L) while projecting few padded positions.
         k = min(1 << (target_bucket(batch) - 1).bit_length(), np.shape(batch["ids"])[1])
-        device_batch = shd.shard_batch({key: np.asarray(v) for key, v in batch.items() if key in _MODEL_INPUTS}, self.mesh)
+        host = {key: np.asarray(v) for key, v in batch.items() if key in _MODEL_INPUTS}
+        # The same for the patch axis: the ResNet runs on a power-of-two bucket of the most
+        # patches any row uses, not on every padded slot (control rows often have none).
+        p = _patch_bucket(host)
+        k, p = _agree_across_hosts(k, p)
+        if p is not None:
+            for name in _PATCH_INPUTS:
+                host[name] = host[name][:, :p]
+        device_batch = shd.shard_batch(host, self.mesh)
         key = jax.random.fold_in(self.base_key, self.step)
         new_state, metrics = self._step_fn(k)(self.state, device_batch, key)
         row_nll, row_targets = metrics.pop("row_nll"), metrics.pop("row_targets")
@@ -377,8 +463,34 @@ class Trainer:
                 self.save()
         if bar is not None:
             bar.close()
+        if isinstance(self.source, Prefetch):
+            self.source.close()
         return {"step": self.step, "resumed": resumed, "last": last, "checkpoint": str(self.checkpointer.directory),
                 "stopped_by_time": out_of_time and self.step < cfg.steps, "seconds": time.perf_counter() - t_start}
+
+
+_PATCH_INPUTS = ("patches", "patch_row_interval", "patch_col_interval")
+
+
+def _patch_bucket(batch: Mapping[str, np.ndarray], smallest: int = 8) -> int | None:
+    """Patch slots a step needs: the next power of two (>= `smallest`) above the most
+    patches any row uses, capped at the batch's patch axis; None when there is no axis."""
+    if "patches" not in batch or "patch_index" not in batch:
+        return None
+    size = np.shape(batch["patches"])[1]
+    used = int(np.max(batch["patch_index"], initial=-1)) + 1  # rows index their own patches from 0
+    return min(size, max(smallest, 1 << max(0, used - 1).bit_length()))
+
+
+def _agree_across_hosts(*sizes: int | None) -> tuple[int | None, ...]:
+    """Every host must compile the same shapes: the largest bucket over hosts wins."""
+    if jax.process_count() == 1:
+        return sizes
+    from jax.experimental import multihost_utils
+
+    local = np.asarray([-1 if v is None else v for v in sizes], np.int64)
+    most = np.asarray(multihost_utils.process_allgather(local)).reshape(-1, len(sizes)).max(0)
+    return tuple(None if v is None else int(m) for v, m in zip(sizes, most))
 
 
 # What goes to the device; provenance (dataset_id, task_id, ...) stays on the host.
