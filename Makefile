@@ -23,9 +23,11 @@ $(STAMP): pyproject.toml
 system-deps:
 	@bash scripts/system_deps.sh
 
-# Runs the tokenization notebook end to end and exports it to HTML (plots work offline).
+# The main job: data -> a small Gato trained on CPU for DEMO_MINUTES -> evaluation in the
+# real environments -> the executed report notebook and its HTML export (runs/demo/).
+DEMO_MINUTES ?= 20
 demo: $(STAMP)
-	$(PY) -m gatolab.notebooks run 01_tokenization --out $(RUNS)/demo
+	$(PY) -m gatolab.demo --out $(RUNS)/demo --train-minutes $(DEMO_MINUTES)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q
@@ -36,6 +38,8 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf $(RUNS) .pytest_cache

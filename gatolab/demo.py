@@ -121,10 +121,10 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
 
     with _stage("2/4 train", timings):
         budget = train_minutes * 60
-        n_probe = 6 if smoke else 30
+        n_probe = 6 if smoke else 40
         probe = train.train("tiny", out=out / "probe", steps=n_probe, data=dirs, text_vocab=text_vocab,
                             compact_vocab=not paper_vocab,
-                            overrides={**overrides, "log_every": n_probe // 6}, progress=False)
+                            overrides={**overrides, "log_every": 2}, progress=False)
         per_step = _steady_step_seconds(out / "probe") or probe["seconds"] / n_probe
         steps = max(5 if smoke else 20, int(0.95 * budget / per_step))
         print(f"probe: {per_step:.3f} s/step -> {steps} steps in {train_minutes:g} min", flush=True)
@@ -167,16 +167,19 @@ def data_tasks(path: str | os.PathLike) -> list[str]:
 
 
 def _steady_step_seconds(run_dir: Path) -> float | None:
-    """Seconds per step of the probe, compilation excluded: the median interval between its
-    metric lines after the first (`max_seconds` still bounds the real run if this is
-    optimistic; the run then stops before its cosine schedule ends, and says so)."""
+    """Seconds per step of the probe without compilation: the median interval between its
+    metric lines over the windows that compiled no new (target, patch) bucket (each first
+    bucket costs seconds of XLA compilation that the long run pays once). `max_seconds`
+    still bounds the real run if this is optimistic; it then stops before its cosine
+    schedule ends, and says so."""
     from gatolab.train import read_metrics
 
     lines = read_metrics(run_dir)
-    if len(lines) < 2:
-        return None
-    return float(np.median([(b["time"] - a["time"]) / max(1, b["step"] - a["step"]) for a, b in zip(lines[1:-1], lines[2:])])) \
-        if len(lines) >= 3 else (lines[-1]["time"] - lines[0]["time"]) / max(1, lines[-1]["step"] - lines[0]["step"])
+    per = [((b["time"] - a["time"]) / max(1, b["step"] - a["step"]), b.get("compiled", 0)) for a, b in zip(lines, lines[1:])]
+    clean = [sec for sec, compiled in per if compiled == 0]
+    if clean:
+        return float(np.median(clean))
+    return min((sec for sec, _ in per), default=None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,3 +169,63 @@ def test_max_seconds_stops_early_with_a_checkpoint(tmp_path):
     assert res["stopped_by_time"] and res["step"] == 1
     assert [m["step"] for m in gl.train.read_metrics(tmp_path)] == [1]
     assert (tmp_path / "checkpoints" / "1").is_dir()
+
+
+def test_prefetch_hands_out_the_same_batches_and_the_state_of_the_last_one():
+    from gatolab.train.loop import Prefetch
+
+    cfg = _cfg()
+    plain, ahead = _source(cfg), Prefetch(_source(cfg), depth=3)
+    for _ in range(3):
+        a, b = next(plain), next(ahead)
+        np.testing.assert_array_equal(a["ids"], b["ids"])
+    assert ahead.get_state() == plain.get_state()  # not the state of the batches read ahead
+    resumed = _source(cfg)
+    resumed.set_state(ahead.get_state())
+    np.testing.assert_array_equal(next(resumed)["ids"], next(ahead)["ids"])
+    ahead.set_state({"index": 0})  # rewinds: stops the reader, restarts on the next call
+    np.testing.assert_array_equal(next(ahead)["ids"], next(_source(cfg))["ids"])
+    ahead.close()
+
+    class Broken:
+        def __next__(self):
+            raise OSError("shard 3 is truncated")
+
+        def get_state(self):
+            return {}
+
+        def set_state(self, state):
+            pass
+
+    with pytest.raises(OSError, match="shard 3 is truncated"):
+        next(Prefetch(Broken()))
+
+
+def test_patch_bucket_leaves_the_loss_unchanged():
+    from gatolab.train.loop import _PATCH_INPUTS, _patch_bucket
+
+    cfg = _cfg(max_patches=64)
+    batch = next(_source(cfg))
+    used = int(batch["patch_index"].max()) + 1
+    p = _patch_bucket(batch)
+    assert used <= p < 2 * max(used, 8) and p <= 64
+    assert _patch_bucket({**batch, "patch_index": np.full_like(batch["patch_index"], -1)}) == 8
+    model = gl.model.Gato(cfg.model_config(), rngs=__import__("flax").nnx.Rngs(0))
+    sliced = {**batch, **{k: batch[k][:, :p] for k in _PATCH_INPUTS}}
+    np.testing.assert_allclose(float(gl.model.loss_fn(model, sliced)[0]), float(gl.model.loss_fn(model, batch)[0]),
+                               rtol=1e-5)
+
+
+def test_compact_vocabulary_trains_and_the_agent_decodes_with_it(tmp_path):
+    data = gl.data.generate("classic", tmp_path / "data", tasks=["CartPole-v1"], episodes=2)
+    run = tmp_path / "run"
+    gl.train.train("tiny", out=run, steps=2, data=[str(tmp_path / "data" / "classic")], text_vocab=512,
+                   compact_vocab=True, progress=False, overrides={"batch_size": 2, "seq_len": 64, "peak_flops": 1e11})
+    model, tok, _ = load_model(run)
+    # "shared" discrete ids: continuous values start at max(512, 1024); 1024 bins + 3 specials.
+    assert tok.vocab.text_size == 512 and model.config.vocab_size == tok.vocab.size == 2051
+    agent = gl.agent.GatoAgent.from_checkpoint(run, gl.agent.AgentConfig(prompt="start"))
+    trace = gl.agent.play(agent, "classic", "CartPole-v1", render=False, max_steps=5)
+    assert trace.length == 5 and np.all(trace.action_ids < 2)
+    with pytest.raises(ValueError, match="compact_vocab applies to the 'default' mixture"):
+        gl.train.train("tiny", out=tmp_path / "x", steps=1, mixture="synthetic", compact_vocab=True, progress=False)

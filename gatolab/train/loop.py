@@ -282,6 +282,8 @@ class Trainer:
         self.base_key = jax.random.key(config.seed)
         self.checkpointer = Checkpointer(self.out_dir / "checkpoints", keep=config.keep)
         self._compiled: dict[int, Callable] = {}
+        self._shapes: set[tuple[int, int | None]] = set()  # (target, patch) buckets compiled so far
+        self._new_shapes = 0  # first-time buckets (compilations) since the last metrics line
         self._peak = config.peak_flops
 
     # --- the step -------------------------------------------------------------------------
@@ -325,6 +327,8 @@ class Trainer:
             for name in _PATCH_INPUTS:
                 host[name] = host[name][:, :p]
         device_batch = shd.shard_batch(host, self.mesh)
+        self._new_shapes += (k, p) not in self._shapes
+        self._shapes.add((k, p))
         key = jax.random.fold_in(self.base_key, self.step)
         new_state, metrics = self._step_fn(k)(self.state, device_batch, key)
         row_nll, row_targets = metrics.pop("row_nll"), metrics.pop("row_targets")
@@ -450,7 +454,8 @@ class Trainer:
                 flops = train_flops_per_token(self.model_config, cfg.sequence_length, frac)
                 tps = tokens_since / dt
                 last = {"step": self.step, "lr": float(self.lr(self.step - 1)), **mean, "tokens_per_s": tps,
-                        "mfu": tps * flops / (self._peak * jax.device_count()), "time": time.time()}
+                        "mfu": tps * flops / (self._peak * jax.device_count()), "time": time.time(),
+                        "compiled": self._new_shapes}
                 if jax.process_index() == 0:
                     with open(log_path, "a") as f:
                         f.write(json.dumps(last) + "\n")
@@ -458,7 +463,7 @@ class Trainer:
                         bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tps:,.0f}")
                 if on_metrics is not None:
                     on_metrics(last)
-                window, t_last, tokens_since = [], time.perf_counter(), 0
+                window, t_last, tokens_since, self._new_shapes = [], time.perf_counter(), 0, 0
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or out_of_time:
                 self.save()
         if bar is not None:
