@@ -4,6 +4,7 @@
     gatolab data verify   --data data/classic
     gatolab data card     --data data/classic [--data data/babyai ...] [--random-episodes 20] [--out data_cards]
     gatolab data summary  [--cards data_cards]
+    gatolab data import   --format minari|jat --src PATH [--task T] [--name N] [--out data]
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ def add_cli(sub) -> None:
     s.add_argument("--cards", default="data_cards")
     s.set_defaults(func=_summary)
 
+    i = dsub.add_parser("import", help="import a local Minari dataset or JAT parquet files (gatolab/data/importers.py)")
+    i.add_argument("--format", required=True, choices=("minari", "jat"))
+    i.add_argument("--src", required=True, nargs="+", help="Minari dataset folder; JAT parquet file(s) or folder")
+    i.add_argument("--task", default=None, help="task name (required for jat; minari: default the recorded env id)")
+    i.add_argument("--name", default=None, help="dataset name (default: minari dataset id / jat-<task>)")
+    i.add_argument("--shard-size", type=int, default=50)
+    i.add_argument("--clip", action="store_true", help="continuous values beyond their range saturate at tokenization")
+    i.add_argument("--out", default="data")
+    i.set_defaults(func=_import)
+
 
 def _generate(args) -> int:
     from gatolab.data.generation import generate
@@ -67,9 +78,26 @@ def _card(args) -> int:
 
     for path in args.data:
         ds = EpisodeDataset(path)
-        card = cards.write_card(ds, args.out, random_episodes=args.random_episodes, random_seed=args.random_seed,
+        random_episodes = args.random_episodes
+        if ds.manifest.get("imported"):  # gatolab/data/importers.py: no environment to run a random policy in
+            random_episodes = 0
+            print(f"{path}: imported dataset without an environment: random-policy returns are not measured")
+        card = cards.write_card(ds, args.out, random_episodes=random_episodes, random_seed=args.random_seed,
                                 tokenizer=cards.default_tokenizer(ds, args.text_vocab), workers=args.workers)
         print(f"{args.out}/{card['dataset']}.md: {card['num_tasks']} tasks, {card['num_episodes']} episodes, {card['num_tokens']} tokens")
+    return 0
+
+
+def _import(args) -> int:
+    from gatolab.data.importers import import_dataset
+
+    src = args.src[0] if len(args.src) == 1 else args.src
+    if args.format == "minari" and len(args.src) > 1:
+        raise ValueError("--format minari takes one --src folder")
+    m = import_dataset(args.format, src, args.out, task=args.task, name=args.name, shard_size=args.shard_size,
+                       out_of_range="clip" if args.clip else "error")
+    print(f"{args.out}/{m['dataset']}: {len(m['tasks'])} task(s), {m['num_episodes']} episodes, {m['num_timesteps']} timesteps, "
+          f"{len(m['shards'])} shards")
     return 0
 
 
