@@ -21,7 +21,7 @@ _ATTRS = {
     "Mixture": "mixture", "MixtureConfig": "mixture", "DEFAULT_WEIGHTS": "mixture", "filter_episodes": "mixture",
     "expert_return": "mixture",
 }
-_MODULES = ("storage", "generation", "cards", "mixture", "toy", "cli")
+_MODULES = ("storage", "generation", "cards", "mixture", "toy", "cli", "importers")
 
 
 def __getattr__(name):

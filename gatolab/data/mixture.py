@@ -62,6 +62,7 @@ from gatolab.specs import Modality
 DEFAULT_WEIGHTS: dict[str, float] = {
     "babyai": 9.06,  # BabyAI
     "metaworld": 8.96,  # Meta-World
+    "sokoban": 1.33,  # Sokoban
     "classic": 4.62,  # [open] not in Table 1: DM Control Suite (state)'s weight, the nearest analogue
     "text": 6.7,  # MassiveText
     "vision_language": 8.02,  # M3W 4% + ALIGN, MS-COCO, CC, LTIP, OKVQA, VQAv2 at 0.67% each
