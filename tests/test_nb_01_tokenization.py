@@ -7,7 +7,7 @@ from gatolab import notebooks
 
 @pytest.mark.notebook
 def test_tokenization_notebook(tmp_path):
-    res = notebooks.run("01_tokenization", tmp_path, {"SMOKE": True})
+    res = notebooks.run("01_tokenization", tmp_path, {"SMOKE": True}, timeout=900)  # per cell: a hang fails
     m = res["metrics"]
     assert m["vocab_size"] == 33027 and m["text_vocab"] == 512
     c = m["timestep_counts"]

@@ -7,7 +7,7 @@ from gatolab import notebooks
 
 @pytest.mark.notebook
 def test_architecture_notebook(tmp_path):
-    res = notebooks.run("02_architecture", tmp_path, {"SMOKE": True})
+    res = notebooks.run("02_architecture", tmp_path, {"SMOKE": True}, timeout=900)  # per cell: a hang fails
     m = res["metrics"]
     assert m["preset"] == "tiny" and m["embed_dim"] == 64
     # 48x64 image -> 12 patches; text, 12 patches, 9 grid, 5 continuous, '|', 4 action tokens

@@ -7,7 +7,7 @@ from gatolab import notebooks
 
 @pytest.mark.notebook
 def test_data_notebook(tmp_path):
-    res = notebooks.run("03_data", tmp_path, {"SMOKE": True})
+    res = notebooks.run("03_data", tmp_path, {"SMOKE": True}, timeout=900)  # per cell: a hang fails
     m = res["metrics"]
     ds = m["datasets"]
     assert set(ds) == {"classic", "babyai", "metaworld", "text", "vision_language"}

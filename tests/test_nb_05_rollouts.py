@@ -8,7 +8,7 @@ from gatolab import notebooks
 @pytest.mark.notebook
 @pytest.mark.slow
 def test_rollouts_notebook(tmp_path):
-    res = notebooks.run("05_rollouts", tmp_path, {"SMOKE": True})
+    res = notebooks.run("05_rollouts", tmp_path, {"SMOKE": True}, timeout=900)  # per cell: a hang fails
     m = res["metrics"]
     assert m["checkpoint_step"] == 20
     assert 1 <= m["trace_length"] <= 40 and m["trace_return"] == m["trace_length"]  # CartPole: +1 per step

@@ -434,42 +434,44 @@ class Trainer:
         tokens_since = 0
         last: dict[str, Any] = {}
         out_of_time = False
-        while self.step < cfg.steps and not out_of_time:
-            batch = next(self.source)
-            metrics = self.train_step(batch)  # raises TrainingDiverged on NaN/inf
-            window.append(metrics)
-            tokens_since += int(np.asarray(batch["valid"]).sum()) * jax.process_count()
+        try:
+            while self.step < cfg.steps and not out_of_time:
+                batch = next(self.source)
+                metrics = self.train_step(batch)  # raises TrainingDiverged on NaN/inf
+                window.append(metrics)
+                tokens_since += int(np.asarray(batch["valid"]).sum()) * jax.process_count()
+                if bar is not None:
+                    bar.update(1)
+                out_of_time = self._out_of_time(t_start)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
+                    dt = time.perf_counter() - t_last
+                    mean = {k: float(np.mean([m[k] for m in window])) for k in window[0] if "/domain/" not in k}
+                    for name in self.domain_names:  # per-domain loss over the whole logging window
+                        n = sum(m.get(f"targets/domain/{name}", 0.0) for m in window)
+                        mean[f"targets/domain/{name}"] = n / len(window)
+                        if n:
+                            mean[f"loss/domain/{name}"] = sum(m[f"nll/domain/{name}"] for m in window) / n
+                    frac = mean["targets"] / max(1.0, tokens_since / len(window) / jax.process_count())
+                    flops = train_flops_per_token(self.model_config, cfg.sequence_length, frac)
+                    tps = tokens_since / dt
+                    last = {"step": self.step, "lr": float(self.lr(self.step - 1)), **mean, "tokens_per_s": tps,
+                            "mfu": tps * flops / (self._peak * jax.device_count()), "time": time.time(),
+                            "compiled": self._new_shapes}
+                    if jax.process_index() == 0:
+                        with open(log_path, "a") as f:
+                            f.write(json.dumps(last) + "\n")
+                        if bar is not None:
+                            bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tps:,.0f}")
+                    if on_metrics is not None:
+                        on_metrics(last)
+                    window, t_last, tokens_since, self._new_shapes = [], time.perf_counter(), 0, 0
+                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or out_of_time:
+                    self.save()
+        finally:  # the reader thread never outlives the loop (a NaN stop raises out of it)
             if bar is not None:
-                bar.update(1)
-            out_of_time = self._out_of_time(t_start)
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps or out_of_time:
-                dt = time.perf_counter() - t_last
-                mean = {k: float(np.mean([m[k] for m in window])) for k in window[0] if "/domain/" not in k}
-                for name in self.domain_names:  # per-domain loss over the whole logging window
-                    n = sum(m.get(f"targets/domain/{name}", 0.0) for m in window)
-                    mean[f"targets/domain/{name}"] = n / len(window)
-                    if n:
-                        mean[f"loss/domain/{name}"] = sum(m[f"nll/domain/{name}"] for m in window) / n
-                frac = mean["targets"] / max(1.0, tokens_since / len(window) / jax.process_count())
-                flops = train_flops_per_token(self.model_config, cfg.sequence_length, frac)
-                tps = tokens_since / dt
-                last = {"step": self.step, "lr": float(self.lr(self.step - 1)), **mean, "tokens_per_s": tps,
-                        "mfu": tps * flops / (self._peak * jax.device_count()), "time": time.time(),
-                        "compiled": self._new_shapes}
-                if jax.process_index() == 0:
-                    with open(log_path, "a") as f:
-                        f.write(json.dumps(last) + "\n")
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tps:,.0f}")
-                if on_metrics is not None:
-                    on_metrics(last)
-                window, t_last, tokens_since, self._new_shapes = [], time.perf_counter(), 0, 0
-            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or out_of_time:
-                self.save()
-        if bar is not None:
-            bar.close()
-        if isinstance(self.source, Prefetch):
-            self.source.close()
+                bar.close()
+            if isinstance(self.source, Prefetch):
+                self.source.close()
         return {"step": self.step, "resumed": resumed, "last": last, "checkpoint": str(self.checkpointer.directory),
                 "stopped_by_time": out_of_time and self.step < cfg.steps, "seconds": time.perf_counter() - t_start}
 

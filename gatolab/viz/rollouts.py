@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -181,23 +182,34 @@ class RolloutWidget:
         self.status.value = f"loading {self.checkpoint.value} ..."
         try:
             agent = self.agent()
-            self.video.clear_output()
+            self.video.outputs = ()
+
+            last = [-1.0]
 
             def on_step(t, frame, info, ret):
-                if frame is not None and t % self.live_every == 0:
+                # At most ~10 redraws a second: every widget update is a kernel message, and a
+                # flood of them can back up the notebook's output channel (headless runs too).
+                now = time.perf_counter()
+                if t % self.live_every or now - last[0] < 0.1:
+                    return
+                last[0] = now
+                if frame is not None:
                     self.frame.value = _png(frame)
                 self.status.value = f"step {t + 1} · return {ret:.2f}"
 
             tr = play(agent, self.domain.value, self.task.value, seed=int(self.seed.value), render=True,
                       max_steps=self.max_steps, on_step=on_step)
             self.trace = tr
+            # The Output widgets get their outputs set directly (`append_display_data`), not
+            # captured with `with output:` -- capturing relies on message routing that headless
+            # executors (papermill/nbclient) have been seen to hang on.
             if tr.frames is not None:
+                from IPython.display import HTML
+
                 self.frame.value = _png(tr.frames[-1])
-                with self.video:
-                    show_video(tr.frames, title=f"{tr.task} seed {tr.seed}")
-            self.panel.clear_output()
-            with self.panel:
-                trace_figure(tr).show()
+                self.video.append_display_data(HTML(video_html(tr.frames, title=f"{tr.task} seed {tr.seed}")))
+            self.panel.outputs = ()
+            self.panel.append_display_data(trace_figure(tr))
             sr = "" if tr.success is None else f" · success {tr.success}"
             self.status.value = (f"done: {tr.length} steps · return {tr.total_return:.2f}{sr} · "
                                  f"{tr.latency_ms:.1f} ms/step · prompt {tr.prompt_tokens} tokens")
