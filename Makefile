@@ -6,6 +6,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 RUNS   ?= runs
+# Procgen (gatolab/envs/procgen.py) without its numpy<2 pin: see pyproject.toml's envs extra.
+PROCGEN_PKGS := procgen-mirror==0.10.7 gym3==0.3.3 gym==0.26.2 gym-notices==0.1.0
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
@@ -13,11 +15,12 @@ export PYOPENGL_PLATFORM ?= egl
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@bash scripts/system_deps.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[all]"
+	$(PY) -m pip install --quiet --no-deps $(PROCGEN_PKGS)
 	@touch $(STAMP)
 
 system-deps:

@@ -21,7 +21,7 @@ from gatolab.tokenizers import Vocabulary
 
 __version__ = "0.1.0"
 
-_LAZY = ("model", "data", "envs", "viz", "testing", "text", "notebooks", "train", "evaluate", "agent")
+_LAZY = ("model", "data", "envs", "experts", "viz", "testing", "text", "notebooks", "train", "evaluate", "agent")
 
 
 def __getattr__(name):

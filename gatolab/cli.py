@@ -15,6 +15,7 @@ _REGISTRARS = [
     "gatolab.data.cli:add_cli",
     "gatolab.train.run:add_cli",
     "gatolab.evaluate:add_cli",
+    "gatolab.experts.cli:add_cli",
 ]
 
 

@@ -39,7 +39,7 @@ from gatolab import io_utils
 from gatolab.agent import EVAL_SEED, AgentConfig, GatoAgent, run_episode
 
 DEFAULT_RETURNS = Path(__file__).resolve().parent.parent / "data_cards" / "returns.json"
-CONTROL_DOMAINS = ("classic", "babyai", "metaworld", "sokoban")
+CONTROL_DOMAINS = ("classic", "babyai", "metaworld", "sokoban", "minatar", "atari", "procgen", "dmc")
 THRESHOLDS = tuple(range(0, 201, 5))  # Figure 5's x axis, percent of expert
 
 
@@ -52,11 +52,15 @@ def find_domain(task: str) -> str:
         envs.get_domain(name).check_task(bare)
         return name
     for name in CONTROL_DOMAINS:
+        if name not in envs.domain_names():
+            continue
         if name == "babyai" and not task.startswith("BabyAI-"):
             continue
         if name == "metaworld" and not task.endswith("-v3") and not task.endswith("-v2"):
             continue
         if name == "sokoban" and not task.startswith("Sokoban-"):
+            continue
+        if name == "minatar" and not task.endswith("-MinAtar"):
             continue
         try:
             if task in envs.get_domain(name).tasks():

@@ -56,6 +56,19 @@ DOMAIN_NOTES: dict[str, dict[str, str]] = {
         "limits": "Small boards (7x7 with 1-2 boxes, 10x10 with 3); optimal solutions are shorter and more regular "
                   "than human or RL play; a minimum solution length per task keeps trivial levels out.",
     },
+    "minatar": {
+        "what": "MinAtar (Young & Tian, 2019) through gymnax: Breakout, Asterix, Freeway, SpaceInvaders and Seaquest on a "
+                "10x10 board with one binary channel per object kind, stored as one integer per cell (the channel bits "
+                "packed, < 2^C <= 1024, 100 tokens a timestep); gymnax's minimal action set per game. Not in Gato's "
+                "Table 1: gatolab's CPU-sized stand-in for its Atari data.",
+        "expert": "PPO trained by gatolab (gatolab/experts/ppo.py, all-JAX PureJaxRL-style, 64 envs x 128 steps, MLP 2x64) "
+                  "per game with `gatolab experts train`; actions sampled from the policy. Training curves and evaluation "
+                  "in experts/<task>/expert.json.",
+        "licence": "gymnax's JAX reimplementation used here: Apache-2.0 (the original MinAtar: GPL-3.0). The experts and generated data: Apache-2.0 (gatolab).",
+        "use": "Atari-like discrete control at CPU scale: pretraining, evaluation against the PPO expert and random play.",
+        "limits": "Ten-by-ten abstractions of the games, not ALE frames; one PPO seed per game (experts are strong but not "
+                  "optimal: see the expert returns); episodes are capped at 1000 steps (Freeway 2500).",
+    },
     "babyai": {
         "what": "BabyAI levels from minigrid: a 7x7 egocentric symbolic grid, heading and a text mission; 7 discrete actions "
                 "(Gato Table 1: 46 levels).",

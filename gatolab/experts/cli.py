@@ -1,0 +1,86 @@
+"""`gatolab experts ...`: train an RL expert for a task, list the trained ones.
+
+    gatolab experts train --env Breakout-MinAtar [--steps 5000000] [--minutes 5] [--seed 0] [--root experts]
+    gatolab experts list [--root experts]
+
+Each domain whose experts are learned (not scripted) has a `train_expert(task, *, steps,
+seed, root, time_limit_s, log) -> Path` function; the expert is evaluated through the
+gatolab adapter against the random policy on the same seeds and saved with its training
+curve (gatolab/experts/store.py). `gatolab data generate` then uses it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+# domain -> "module:function" of its expert trainer.
+TRAINERS: dict[str, str] = {
+    "minatar": "gatolab.envs.minatar:train_expert",
+    "atari": "gatolab.envs.atari:train_expert",
+    "procgen": "gatolab.envs.procgen:train_expert",
+    "dmc": "gatolab.envs.dmc:train_expert",
+}
+
+
+def domain_of(task: str) -> str:
+    """The domain (with a trainer) that has `task`; ValueError listing them otherwise."""
+    from gatolab import envs
+
+    for name in TRAINERS:
+        if name not in envs.domain_names():
+            continue
+        if task in envs.get_domain(name).tasks():
+            return name
+    known = {n: envs.get_domain(n).tasks()[:3] for n in TRAINERS if n in envs.domain_names()}
+    raise ValueError(f"no expert trainer for task {task!r}: trainable domains and example tasks: {known}")
+
+
+def trainer_for(task: str):
+    module, func = TRAINERS[domain_of(task)].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("experts", help="RL experts: train, list")
+    esub = p.add_subparsers(dest="experts_cmd", required=True)
+    t = esub.add_parser("train", help="train an expert for one task and save it with its training curve")
+    t.add_argument("--env", required=True, help="task, e.g. Breakout-MinAtar, ALE/Pong-v5, cartpole-swingup, coinrun")
+    t.add_argument("--steps", type=int, default=None, help="environment steps (default: the domain's budget for the task)")
+    t.add_argument("--minutes", type=float, default=None, help="stop training after this long (wall clock)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--root", default=None, help="experts folder (default: $GATOLAB_EXPERTS or the repository's experts/)")
+    t.set_defaults(func=_train)
+    ls = esub.add_parser("list", help="the trained experts and their measured returns")
+    ls.add_argument("--root", default=None)
+    ls.set_defaults(func=_list)
+
+
+def _train(args) -> int:
+    train = trainer_for(args.env)
+    kwargs = {"steps": args.steps, "seed": args.seed, "root": args.root}
+    if args.minutes is not None:
+        kwargs["time_limit_s"] = args.minutes * 60
+    path = train(args.env, **kwargs)
+    meta = json.loads((Path(path) / "expert.json").read_text())
+    print(f"saved {path}: {json.dumps(meta['evaluation'])}")
+    return 0
+
+
+def _list(args) -> int:
+    from gatolab.experts.store import META_FILE, experts_root
+
+    root = Path(args.root or experts_root())
+    rows = sorted(root.glob(f"*/{META_FILE}")) if root.exists() else []
+    if not rows:
+        print(f"no trained experts under {root}")
+        return 0
+    print(f"{'task':28s} {'domain':8s} {'algo':5s} {'steps':>11s} {'expert':>9s} {'random':>9s}")
+    for m in rows:
+        meta = json.loads(m.read_text())
+        ev, curve = meta.get("evaluation", {}), meta.get("curve", [])
+        steps = curve[-1]["step"] if curve else 0
+        print(f"{meta['task']:28s} {meta['domain']:8s} {meta['algo']:5s} {steps:>11,} "
+              f"{ev.get('expert_return_mean', float('nan')):9.2f} {ev.get('random_return_mean', float('nan')):9.2f}")
+    return 0
