@@ -23,7 +23,8 @@
 # 1. generate expert episodes for each domain into Minari shards (`gatolab data generate`);
 # 2. measure them into data cards and a Table-1-style summary (`gatolab data card`);
 # 3. compare expert and random-policy returns (the 100% and 0% of Gato's normalised score);
-# 4. watch an expert play BabyAI and Meta-World;
+# 4. watch an expert play BabyAI and Meta-World, then the second wave of domains (Sokoban, MinAtar,
+#    Atari, Procgen, DM Control) and the training curves of their RL experts;
 # 5. draw one training batch from the grain mixture, prompts and loss masks visible.
 #
 # `SMOKE=True` generates a handful of episodes and runs in about a minute.
@@ -33,9 +34,12 @@ OUT_DIR = "runs/03"
 SMOKE = False
 SEED = 0
 WORKERS = 2  # generation processes
-EPISODES = {"classic": 20, "babyai": 5, "metaworld": 3, "text": 10, "vision_language": 10}  # per task
+EPISODES = {"classic": 20, "babyai": 5, "metaworld": 3, "sokoban": 10, "minatar": 5, "text": 10,
+            "vision_language": 10}  # per task
 TASKS = {  # None = every task of the domain
     "classic": None,
+    "sokoban": None,
+    "minatar": None,
     "babyai": ["BabyAI-GoToRedBallGrey-v0", "BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-OpenDoor-v0"],
     "metaworld": ["reach-v3", "push-v3", "drawer-open-v3", "button-press-v3"],
     "text": None,
@@ -54,8 +58,9 @@ import gatolab as gl
 from gatolab.viz import data as vizd
 
 if SMOKE:
-    EPISODES = {"classic": 3, "babyai": 2, "metaworld": 2, "text": 3, "vision_language": 3}
-    TASKS = {**TASKS, "classic": ["CartPole-v1", "Pendulum-v1"], "babyai": TASKS["babyai"][:2], "metaworld": ["reach-v3"]}
+    EPISODES = {"classic": 3, "babyai": 2, "metaworld": 2, "sokoban": 2, "minatar": 2, "text": 3, "vision_language": 3}
+    TASKS = {**TASKS, "classic": ["CartPole-v1", "Pendulum-v1"], "babyai": TASKS["babyai"][:2], "metaworld": ["reach-v3"],
+             "sokoban": ["Sokoban-7x7-1box"], "minatar": ["Breakout-MinAtar"]}
     RANDOM_EPISODES, SEQUENCE_LENGTH = 3, 256
 DATA_DIR = Path(OUT_DIR) / "data"
 tokenizer = gl.testing.tiny_tokenizer() if SMOKE else gl.GatoTokenizer(gl.TokenizerConfig(), text=gl.default_text_tokenizer(TEXT_VOCAB))
@@ -123,6 +128,35 @@ print(mt, "| return", round(ep_m.total_return, 1), "| success", ep_m.metadata["s
 vizd.show_video(frames_m[::2], fps=20, title=mt)
 
 # %% [markdown]
+# ### The second wave: Sokoban, MinAtar, Atari, Procgen, DM Control
+# Sokoban's expert is an exact A* solver on generated (solvable) levels. The others are RL agents
+# trained here by `gatolab experts train --env TASK` (PPO in JAX for MinAtar, Atari and Procgen; SAC for
+# DM Control), saved under `experts/` with their training curves. Each episode below is the expert
+# playing through the same adapter that generated the data; `SHOW_STEPS` caps the long ones.
+
+# %%
+SHOW_STEPS = 120 if SMOKE else 400
+SHOWCASE = {"sokoban": "Sokoban-7x7-2box", "minatar": "Breakout-MinAtar"}
+showcase = {}
+for dname, task in SHOWCASE.items():
+    dom = gl.envs.get_domain(dname)
+    ep, frames = gl.envs.rollout(dom.make(task, seed=SEED, render=True), dom.expert(task), seed=SEED, render=True,
+                                 max_steps=SHOW_STEPS)
+    showcase[task] = {"return": ep.total_return, "steps": len(ep), "frames": int(len(frames))}
+    print(f"{dname}: {task} | return {ep.total_return:.1f} | steps {len(ep)}")
+    vizd.show_video(frames, fps=8 if dname == "sokoban" else 15, title=task)
+
+# %% [markdown]
+# The RL experts' training curves: the return of the episodes finished between log points, with the
+# expert's and the random policy's returns measured through the adapter afterwards.
+
+# %%
+from gatolab.experts import store
+
+expert_metas = store.list_experts()
+vizd.expert_curves(expert_metas)
+
+# %% [markdown]
 # ## 5. The training mixture
 # A grain pipeline draws each sequence from a dataset by its sample weight (Table-1 proportions,
 # renormalised over the datasets here), filters control episodes to those within 80% of the expert
@@ -161,6 +195,8 @@ metrics = {
     "expert_return_mean": {t: r["expert_return"]["mean"] for c in cards for t, r in c["tasks"].items()},
     "random_return_mean": {t: r["random_return"]["mean"] for c in cards for t, r in c["tasks"].items() if "random_return" in r},
     "video_frames": {"babyai": int(len(frames_b)), "metaworld": int(len(frames_m))},
+    "showcase": showcase,
+    "experts": {m["task"]: {k: v for k, v in m["evaluation"].items() if k.endswith("_mean")} for m in expert_metas},
     "batch_shape": list(batch["ids"].shape),
     "batch_prompt_rows": int((batch["prompt_kind"] > 0).sum()),
     "batch_loss_on_prompt": int((batch["loss_mask"] & batch["prompt_mask"]).sum()),

@@ -69,16 +69,14 @@ def _train(args) -> int:
 
 
 def _list(args) -> int:
-    from gatolab.experts.store import META_FILE, experts_root
+    from gatolab.experts.store import experts_root, list_experts
 
-    root = Path(args.root or experts_root())
-    rows = sorted(root.glob(f"*/{META_FILE}")) if root.exists() else []
-    if not rows:
-        print(f"no trained experts under {root}")
+    metas = list_experts(args.root)
+    if not metas:
+        print(f"no trained experts under {args.root or experts_root()}")
         return 0
     print(f"{'task':28s} {'domain':8s} {'algo':5s} {'steps':>11s} {'expert':>9s} {'random':>9s}")
-    for m in rows:
-        meta = json.loads(m.read_text())
+    for meta in metas:
         ev, curve = meta.get("evaluation", {}), meta.get("curve", [])
         steps = curve[-1]["step"] if curve else 0
         print(f"{meta['task']:28s} {meta['domain']:8s} {meta['algo']:5s} {steps:>11,} "

@@ -156,3 +156,13 @@ def load_expert(task: str, root: str | os.PathLike | None = None) -> tuple[dict[
 def has_expert(task: str, root: str | os.PathLike | None = None) -> bool:
     folder = expert_path(task, root)
     return (folder / META_FILE).exists() and (folder / PARAMS_FILE).exists()
+
+
+def list_experts(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """The metadata (expert.json) of every expert under `root`, sorted by task; checksums verified."""
+    folder = Path(root or experts_root())
+    metas = []
+    for meta_path in sorted(folder.glob(f"*/{META_FILE}")) if folder.exists() else []:
+        task = json.loads(meta_path.read_text())["task"]
+        metas.append(load_expert(task, folder)[1])
+    return sorted(metas, key=lambda m: m["task"])

@@ -54,6 +54,31 @@ def return_distributions(cards: Sequence[Mapping[str, Any]], max_tasks: int = 12
     return fig
 
 
+def expert_curves(metas: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Training curves of RL experts (`gatolab.experts.store.load_expert(task)[1]` each): the return
+    of the episodes finished between log points, against environment steps, with the adapter-measured
+    expert (dashed) and random (dotted) returns for reference."""
+    if not metas:
+        raise ValueError("expert_curves: no expert metadata given (train one with `gatolab experts train --env TASK`)")
+    cols = min(3, len(metas))
+    nrows = (len(metas) + cols - 1) // cols
+    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[f"{m['task']} ({m['algo']})" for m in metas],
+                        vertical_spacing=0.15 if nrows > 1 else 0.2)
+    for k, m in enumerate(metas):
+        r, c = k // cols + 1, k % cols + 1
+        steps = [p["step"] for p in m["curve"]]
+        fig.add_trace(go.Scatter(x=steps, y=[p["return"] for p in m["curve"]], mode="lines", name="training",
+                                 line=dict(color="#4C78A8"), showlegend=k == 0, legendgroup="training"), row=r, col=c)
+        ev = m.get("evaluation", {})
+        for key, name, dash, color in (("expert_return_mean", "expert (adapter)", "dash", "#54A24B"),
+                                       ("random_return_mean", "random (adapter)", "dot", "#E45756")):
+            if key in ev and steps:
+                fig.add_trace(go.Scatter(x=[steps[0], steps[-1]], y=[ev[key]] * 2, mode="lines", name=name,
+                                         line=dict(dash=dash, color=color), showlegend=k == 0, legendgroup=name), row=r, col=c)
+    fig.update_layout(height=260 * nrows + 80, title="RL experts: training return vs environment steps")
+    return fig
+
+
 def show_video(frames: np.ndarray, fps: int = 15, title: str | None = None, width: int = 320):
     """Plays (T, H, W, 3) uint8 frames inline with mediapy (an embedded mp4)."""
     import mediapy
