@@ -69,6 +69,25 @@ DOMAIN_NOTES: dict[str, dict[str, str]] = {
         "limits": "Ten-by-ten abstractions of the games, not ALE frames; one PPO seed per game (experts are strong but not "
                   "optimal: see the expert returns); episodes are capped at 1000 steps (Freeway 2500).",
     },
+    "minari": {
+        "what": "A Minari dataset imported from local files (`gatolab data import --format minari`); its observation and "
+                "action fields are inferred from the recorded gymnasium spaces (see `imported` and the specs in the JSON card).",
+        "expert": "Whatever policy the source dataset recorded (see the source's own metadata); gatolab runs no policy.",
+        "licence": "The source dataset's licence (see its Minari metadata and publisher); gatolab's packaging adds no terms.",
+        "use": "Training on data a researcher already holds, mixed with gatolab's generated datasets.",
+        "limits": "No environment runs on import, so there is no random-policy baseline (normalised scores need reference "
+                  "returns from elsewhere); the inferred spec should be checked against the source's documentation.",
+    },
+    "jat": {
+        "what": "Episodes imported from the JAT dataset's parquet layout (huggingface jat-project/jat-dataset: per-episode "
+                "columns of image/continuous/discrete observations, actions, rewards) with `gatolab data import --format jat`; "
+                "the spec is inferred from the data (see `imported` in the JSON card).",
+        "expert": "The JAT project's agents (see the JAT dataset card for each task); gatolab runs no policy.",
+        "licence": "The JAT dataset's licence (see its dataset card on the hub); gatolab's packaging adds no terms.",
+        "use": "Training on JAT data a researcher already holds, mixed with gatolab's generated datasets.",
+        "limits": "No environment runs on import: no random-policy baseline; continuous bounds are inferred from the values "
+                  "seen, so a later file with wider values needs `--clip` or a re-import.",
+    },
     "babyai": {
         "what": "BabyAI levels from minigrid: a 7x7 egocentric symbolic grid, heading and a text mission; 7 discrete actions "
                 "(Gato Table 1: 46 levels).",
