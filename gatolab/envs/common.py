@@ -198,13 +198,15 @@ def generate_expert_episodes(domain: Domain, task: str, num_episodes: int, seed:
         env.close()
 
 
-def evaluate_policies(domain: Domain, task: str, policies: dict[str, Policy], episodes: int, seed: int) -> dict[str, Any]:
-    """Mean/std return of each policy over the same `episodes` seeds through the gatolab adapter."""
-    out: dict[str, Any] = {"episodes": episodes, "seed": seed}
+def evaluate_policies(domain: Domain, task: str, policies: dict[str, Policy], episodes: int, seed: int,
+                      max_steps: int | None = None) -> dict[str, Any]:
+    """Mean/std return of each policy over the same `episodes` seeds through the gatolab adapter
+    (episodes cut at `max_steps` if given)."""
+    out: dict[str, Any] = {"episodes": episodes, "seed": seed, **({"max_steps": max_steps} if max_steps else {})}
     env = domain.make(task, seed=seed)
     try:
         for name, policy in policies.items():
-            returns = [rollout(env, policy, seed=seed + i)[0].metadata["return"] for i in range(episodes)]
+            returns = [rollout(env, policy, seed=seed + i, max_steps=max_steps)[0].metadata["return"] for i in range(episodes)]
             out[f"{name}_return_mean"] = float(np.mean(returns))
             out[f"{name}_return_std"] = float(np.std(returns))
     finally:

@@ -109,7 +109,16 @@ def _jitted(task: str):
 
     gymnax = _gymnax()
     env, params = gymnax.make(task)
-    return env, params, jax.jit(env.reset), jax.jit(env.step)
+
+    def reset(key, params):  # -> (next key, obs, state): one dispatch per call
+        key, k = jax.random.split(key)
+        return (key, *env.reset(k, params))
+
+    def step(key, state, action, params):  # -> (next key, obs, state, reward, terminated, truncated, info)
+        key, k = jax.random.split(key)
+        return (key, *env.step(k, state, action, params))
+
+    return env, params, jax.jit(reset), jax.jit(step)
 
 
 class MinAtarEnv(TaskEnv):
@@ -132,10 +141,7 @@ class MinAtarEnv(TaskEnv):
         return check_observation(self.spec, {"grid": pack_grid(self._channels)})
 
     def reset(self, seed: int | None = None) -> Observation:
-        jax = self._jax
-        self._key = jax.random.PRNGKey(0 if seed is None else int(seed))
-        self._key, k = jax.random.split(self._key)
-        raw, self._state = self._reset(k, self._params)
+        self._key, raw, self._state = self._reset(self._jax.random.PRNGKey(0 if seed is None else int(seed)), self._params)
         self.episode_id += 1
         self.steps = 0
         return self._observe(raw)
@@ -144,8 +150,7 @@ class MinAtarEnv(TaskEnv):
         if self._state is None:
             raise ValueError(f"{self.task}: step() before reset()")
         a = int(check_action(self.spec, action)["action"])
-        self._key, k = self._jax.random.split(self._key)
-        raw, self._state, reward, terminated, truncated, info = self._step(k, self._state, a, self._params)
+        self._key, raw, self._state, reward, terminated, truncated, info = self._step(self._key, self._state, a, self._params)
         self.steps += 1
         terminated, truncated = bool(terminated), bool(truncated) or self.steps >= self.max_steps
         if terminated or truncated:
