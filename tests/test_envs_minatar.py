@@ -131,6 +131,18 @@ def test_generate_writes_a_dataset_that_tokenizes(tmp_path):
         assert seq.num_timesteps == len(ep)
 
 
+def test_experts_cli_evaluate_records_a_new_measurement(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    monkeypatch.setenv("GATOLAB_EXPERTS", str(store.experts_root()))  # restored after the test
+    shutil.copytree(store.expert_path("Breakout-MinAtar"), tmp_path / "Breakout-MinAtar")
+    assert cli_main(["experts", "evaluate", "--env", "Breakout-MinAtar", "--episodes", "1", "--root", str(tmp_path)]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["episodes"] == 1 and ev["expert_return_mean"] > ev["random_return_mean"]
+    params, meta = store.load_expert("Breakout-MinAtar", root=tmp_path)  # checksum still valid
+    assert meta["evaluation"] == ev
+
+
 def test_experts_cli_lists_and_rejects_unknown_tasks(capsys):
     assert cli_main(["experts", "list"]) == 0
     assert "Breakout-MinAtar" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """`gatolab experts ...`: train an RL expert for a task, list the trained ones.
 
     gatolab experts train --env Breakout-MinAtar [--steps 5000000] [--minutes 5] [--seed 0] [--root experts]
+    gatolab experts evaluate --env Breakout-MinAtar [--episodes 20]   # re-measure vs random, record it
     gatolab experts list [--root experts]
 
 Each domain whose experts are learned (not scripted) has a `train_expert(task, *, steps,
@@ -52,6 +53,12 @@ def add_cli(sub) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--root", default=None, help="experts folder (default: $GATOLAB_EXPERTS or the repository's experts/)")
     t.set_defaults(func=_train)
+    ev = esub.add_parser("evaluate", help="re-measure an expert against the random policy through the adapter")
+    ev.add_argument("--env", required=True)
+    ev.add_argument("--episodes", type=int, default=20)
+    ev.add_argument("--seed", type=int, default=10_000, help="episode i uses seed + i, for both policies")
+    ev.add_argument("--root", default=None)
+    ev.set_defaults(func=_evaluate)
     ls = esub.add_parser("list", help="the trained experts and their measured returns")
     ls.add_argument("--root", default=None)
     ls.set_defaults(func=_list)
@@ -65,6 +72,28 @@ def _train(args) -> int:
     path = train(args.env, **kwargs)
     meta = json.loads((Path(path) / "expert.json").read_text())
     print(f"saved {path}: {json.dumps(meta['evaluation'])}")
+    return 0
+
+
+def evaluate_expert(task: str, episodes: int = 20, seed: int = 10_000, root: str | None = None) -> dict:
+    """Expert vs random return over the same seeds through the gatolab adapter; recorded in expert.json."""
+    import os
+
+    from gatolab import envs
+    from gatolab.envs.common import evaluate_policies
+    from gatolab.experts.store import update_evaluation
+
+    if root is not None:  # the domains load experts from $GATOLAB_EXPERTS
+        os.environ["GATOLAB_EXPERTS"] = str(root)
+    domain = envs.get_domain(domain_of(task))
+    evaluation = evaluate_policies(domain, task, {"expert": domain.expert(task), "random": domain.random_policy(task, seed)},
+                                   episodes=episodes, seed=seed)
+    update_evaluation(task, evaluation, root)
+    return evaluation
+
+
+def _evaluate(args) -> int:
+    print(json.dumps(evaluate_expert(args.env, args.episodes, args.seed, args.root)))
     return 0
 
 

@@ -166,3 +166,13 @@ def list_experts(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
         task = json.loads(meta_path.read_text())["task"]
         metas.append(load_expert(task, folder)[1])
     return sorted(metas, key=lambda m: m["task"])
+
+
+def update_evaluation(task: str, evaluation: dict[str, Any], root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Replaces the recorded evaluation of an existing expert (expert.json rewritten atomically)."""
+    from gatolab.io_utils import atomic_write_text
+
+    _, meta = load_expert(task, root)
+    meta["evaluation"] = evaluation
+    atomic_write_text(expert_path(task, root) / META_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return meta
