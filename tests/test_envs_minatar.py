@@ -122,6 +122,8 @@ def test_store_round_trip_keeps_every_array(tmp_path):
 def test_generate_writes_a_dataset_that_tokenizes(tmp_path):
     m = gl.data.generate("minatar", tmp_path, tasks=["Breakout-MinAtar"], episodes=2, progress=False)
     assert m["num_episodes"] == 2
+    rec = m["experts"]["Breakout-MinAtar"]  # the manifest names the parameters that made the data
+    assert rec["algo"] == "ppo" and rec["params_sha256"] == store.load_expert("Breakout-MinAtar")[1]["params_sha256"]
     ds = st.EpisodeDataset(tmp_path / "minatar")
     tok = tiny_tokenizer()
     for ep in ds:

@@ -254,6 +254,7 @@ def card_stats(dataset: str | os.PathLike | EpisodeDataset, *, random_episodes: 
         "num_tokens": int(sum(t["tokens"] for t in tasks.values())),
         "default_sample_weight": share.get(ds.name),
         "table1_weight_percent": mixture.DEFAULT_WEIGHTS.get(ds.name),
+        "experts": m.get("experts", {}),
         "tasks": tasks,
     }
 
@@ -325,6 +326,20 @@ def render_card(card: dict[str, Any]) -> str:
                  "counts episodes at or above the §2.3 threshold (80% of it, read as within 20% of |E| for negative returns). "
                  "Expert success is what the environment reports (`info[\"success\"]`); a task that defines no success "
                  "(e.g. Pendulum) shows 0%.")
+    if card.get("experts"):
+        lines += ["", "## Trained experts",
+                  "The RL experts behind the data (`experts/<task>/`, `gatolab experts train`), measured after training "
+                  "through the same adapter against the random policy on the same seeds:", "",
+                  "| task | algorithm | trained on (task) | env steps | wall time | expert return | random return | episodes | params sha256 |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for task, e in card["experts"].items():
+            ev = e.get("evaluation", {})
+            steps = "?" if e.get("train_steps") is None else f"{e['train_steps']:,}"
+            wall = "?" if e.get("train_wall_s") is None else f"{e['train_wall_s'] / 60:.1f} min"
+            lines.append(f"| {task} | {e['algo']} | {e['task']} | {steps} | {wall} | "
+                         f"{ev.get('expert_return_mean', float('nan')):.3g} ± {ev.get('expert_return_std', float('nan')):.2g} | "
+                         f"{ev.get('random_return_mean', float('nan')):.3g} ± {ev.get('random_return_std', float('nan')):.2g} | "
+                         f"{ev.get('episodes', '?')} | `{e['params_sha256'][:12]}` |")
     return "\n".join(lines) + "\n"
 
 

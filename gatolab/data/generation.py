@@ -177,4 +177,7 @@ def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[st
                        "seed_rule": "episode i of each task uses seed + i (Domain.generate)"},
         "versions": package_versions(),
     }
+    experts = {t: rec for t in tasks if (rec := dom.expert_record(t)) is not None}
+    if experts:  # trained experts: which parameters made the data, and how strong they measured
+        info["experts"] = experts
     return storage.write_manifest(ds_dir, info)

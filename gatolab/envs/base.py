@@ -82,6 +82,11 @@ class Domain(abc.ABC):
         finally:
             env.close()
 
+    def expert_record(self, task: str) -> dict[str, Any] | None:
+        """For a trained (RL) expert: what the dataset manifest records about it
+        (`gatolab.experts.store.expert_record`); None for scripted experts."""
+        return None
+
     def check_task(self, task: str) -> None:
         if task not in self.tasks():
             raise ValueError(f"unknown task {task!r} for domain {self.name!r} (known: {', '.join(self.tasks()[:8])}, ...)")

@@ -233,6 +233,12 @@ class MinAtarDomain(Domain):
     def random_policy(self, task: str, seed: int = 0) -> Policy:
         return random_policy_for(self.spec(task), seed)
 
+    def expert_record(self, task: str) -> dict[str, Any]:
+        from gatolab.experts.store import expert_record
+
+        check_task(task, self.tasks(), self.name)
+        return expert_record(task)
+
     def defines_success(self, task: str) -> bool:
         return False  # return only: the games have scores, not goals
 

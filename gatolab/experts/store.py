@@ -176,3 +176,12 @@ def update_evaluation(task: str, evaluation: dict[str, Any], root: str | os.Path
     meta["evaluation"] = evaluation
     atomic_write_text(expert_path(task, root) / META_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return meta
+
+
+def expert_record(task: str, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What a dataset's manifest records about the trained expert behind it: algorithm, training
+    steps and wall time, the params checksum and the measured evaluation."""
+    _, meta = load_expert(task, root)
+    last = meta["curve"][-1] if meta.get("curve") else {}
+    return {"task": meta["task"], "algo": meta["algo"], "params_sha256": meta["params_sha256"],
+            "train_steps": last.get("step"), "train_wall_s": last.get("wall_s"), "evaluation": meta.get("evaluation", {})}
