@@ -85,7 +85,7 @@ def test_ppo_learns_breakout_minatar():
     assert last > 3 * first and last > 5.0, curve  # random play scores ~0.5 (data_cards/minatar.md)
 
 
-@pytest.mark.parametrize("task", ["Breakout-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar"])
+@pytest.mark.parametrize("task", list(mn.MINATAR_TASKS))
 def test_committed_expert_beats_random_through_the_adapter(task):
     meta = json.loads((store.expert_path(task) / store.META_FILE).read_text())
     assert meta["algo"] == "ppo" and meta["evaluation"]["expert_return_mean"] > meta["evaluation"]["random_return_mean"]
