@@ -62,6 +62,8 @@ def find_domain(task: str) -> str:
             continue
         if name == "minatar" and not task.endswith("-MinAtar"):
             continue
+        if name == "dmc" and not task.split("-")[0].islower():
+            continue
         try:
             if task in envs.get_domain(name).tasks():
                 return name

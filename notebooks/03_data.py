@@ -34,12 +34,13 @@ OUT_DIR = "runs/03"
 SMOKE = False
 SEED = 0
 WORKERS = 2  # generation processes
-EPISODES = {"classic": 20, "babyai": 5, "metaworld": 3, "sokoban": 10, "minatar": 5, "text": 10,
+EPISODES = {"classic": 20, "babyai": 5, "metaworld": 3, "sokoban": 10, "minatar": 5, "dmc": 3, "text": 10,
             "vision_language": 10}  # per task
 TASKS = {  # None = every task of the domain
     "classic": None,
     "sokoban": None,
     "minatar": None,
+    "dmc": ["cartpole-swingup"],  # the tasks with a trained expert: gl.envs.get_domain("dmc").trained_tasks()
     "babyai": ["BabyAI-GoToRedBallGrey-v0", "BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-OpenDoor-v0"],
     "metaworld": ["reach-v3", "push-v3", "drawer-open-v3", "button-press-v3"],
     "text": None,
@@ -58,7 +59,7 @@ import gatolab as gl
 from gatolab.viz import data as vizd
 
 if SMOKE:
-    EPISODES = {"classic": 3, "babyai": 2, "metaworld": 2, "sokoban": 2, "minatar": 2, "text": 3, "vision_language": 3}
+    EPISODES = {"classic": 3, "babyai": 2, "metaworld": 2, "sokoban": 2, "minatar": 2, "dmc": 2, "text": 3, "vision_language": 3}
     TASKS = {**TASKS, "classic": ["CartPole-v1", "Pendulum-v1"], "babyai": TASKS["babyai"][:2], "metaworld": ["reach-v3"],
              "sokoban": ["Sokoban-7x7-1box"], "minatar": ["Breakout-MinAtar"]}
     RANDOM_EPISODES, SEQUENCE_LENGTH = 3, 256
@@ -136,7 +137,7 @@ vizd.show_video(frames_m[::2], fps=20, title=mt)
 
 # %%
 SHOW_STEPS = 120 if SMOKE else 400
-SHOWCASE = {"sokoban": "Sokoban-7x7-2box", "minatar": "Breakout-MinAtar"}
+SHOWCASE = {"sokoban": "Sokoban-7x7-2box", "minatar": "Breakout-MinAtar", "dmc": "cartpole-swingup"}
 showcase = {}
 for dname, task in SHOWCASE.items():
     dom = gl.envs.get_domain(dname)
@@ -144,7 +145,7 @@ for dname, task in SHOWCASE.items():
                                  max_steps=SHOW_STEPS)
     showcase[task] = {"return": ep.total_return, "steps": len(ep), "frames": int(len(frames))}
     print(f"{dname}: {task} | return {ep.total_return:.1f} | steps {len(ep)}")
-    vizd.show_video(frames, fps=8 if dname == "sokoban" else 15, title=task)
+    vizd.show_video(frames, fps={"sokoban": 8, "dmc": 30}.get(dname, 15), title=task)
 
 # %% [markdown]
 # The RL experts' training curves: the return of the episodes finished between log points, with the

@@ -10,17 +10,18 @@ def test_data_notebook(tmp_path):
     res = notebooks.run("03_data", tmp_path, {"SMOKE": True}, timeout=900)  # per cell: a hang fails
     m = res["metrics"]
     ds = m["datasets"]
-    assert set(ds) == {"classic", "babyai", "metaworld", "sokoban", "minatar", "text", "vision_language"}
+    assert set(ds) == {"classic", "babyai", "metaworld", "sokoban", "minatar", "dmc", "text", "vision_language"}
     assert ds["classic"] == {**ds["classic"], "tasks": 2, "episodes": 6}
     assert all(d["episodes"] > 0 and d["tokens"] >= d["timesteps"] for d in ds.values())
     # Experts beat the random policy where the gap is unambiguous.
     assert m["expert_return_mean"]["CartPole-v1"] == 500 and m["random_return_mean"]["CartPole-v1"] < 100
     assert m["expert_return_mean"]["BabyAI-GoToRedBallGrey-v0"] > m["random_return_mean"]["BabyAI-GoToRedBallGrey-v0"]
     assert m["expert_return_mean"]["Sokoban-7x7-1box"] > m["random_return_mean"]["Sokoban-7x7-1box"]
+    assert m["expert_return_mean"]["cartpole-swingup"] > 5 * m["random_return_mean"]["cartpole-swingup"]
     assert m["video_frames"]["babyai"] >= 2 and m["video_frames"]["metaworld"] >= 2
     # The second wave: every showcased expert played (frames = steps + 1) and the RL experts' measured
     # returns beat random play.
-    assert set(m["showcase"]) >= {"Sokoban-7x7-2box", "Breakout-MinAtar"}
+    assert set(m["showcase"]) >= {"Sokoban-7x7-2box", "Breakout-MinAtar", "cartpole-swingup"}
     assert all(v["frames"] == v["steps"] + 1 for v in m["showcase"].values())
     assert m["showcase"]["Sokoban-7x7-2box"]["return"] > 10  # solved: +10 on completion, +1 per box
     assert m["experts"] and all(e["expert_return_mean"] > e["random_return_mean"] for e in m["experts"].values())

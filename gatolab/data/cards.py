@@ -69,6 +69,22 @@ DOMAIN_NOTES: dict[str, dict[str, str]] = {
         "limits": "Ten-by-ten abstractions of the games, not ALE frames; one PPO seed per game (experts are strong but not "
                   "optimal: see the expert returns); episodes are capped at 1000 steps (Freeway 2500).",
     },
+    "dmc": {
+        "what": "DeepMind Control Suite (dm_control, MuJoCo): the suite's 28 benchmarking tasks from state (the observation "
+                "dict flattened in sorted key order, CONTINUOUS, mu-law) or from pixels (`-pixels` tasks: 64x64 RGB from "
+                "camera 0); continuous actions in [-1, 1]; 1000-step episodes, returns only, no success "
+                "(Gato Table 1: DM Control Suite 30 tasks, 4.62%; DM Control Suite Pixels 28 tasks, 7.07%).",
+        "expert": "SAC trained by gatolab from state (gatolab/experts/sac.py: twin Q, learnt temperature, MLP 2x256, "
+                  "best-evaluated snapshot) with `gatolab experts train`; deterministic mean action. A pixel task's expert "
+                  "is its state twin's, acting on the privileged state. Curves and evaluation in experts/<task>/expert.json.",
+        "licence": "dm_control: Apache-2.0; MuJoCo: Apache-2.0. The experts and generated data: Apache-2.0 (gatolab).",
+        "use": "Continuous control from proprioception and from pixels; Gato's DM Control domains at small scale, and "
+               "cartpole.swingup, the paper's held-out fine-tuning task.",
+        "limits": "Only tasks with a trained expert can be generated (DMCDomain.trained_tasks(); so far cartpole-swingup: "
+                  "pendulum-swingup did not learn in a 9-minute budget); one SAC seed per task, trained for minutes on CPU; "
+                  "deterministic experts give little behavioural diversity; pixel episodes take ~17 s each to render on "
+                  "this CPU; Gato's exact task list is not public.",
+    },
     "minari": {
         "what": "A Minari dataset imported from local files (`gatolab data import --format minari`); its observation and "
                 "action fields are inferred from the recorded gymnasium spaces (see `imported` and the specs in the JSON card).",

@@ -66,7 +66,10 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     # [open] MinAtar is not in Table 1: it stands in for ALE Atari Extended (10.0%), the Atari games gatolab
     # cannot train full-strength experts for on a CPU; ALE itself ("atari") keeps ALE Atari's 9.5%.
     "minatar": 10.0,
-    "classic": 4.62,  # [open] not in Table 1: DM Control Suite (state)'s weight, the nearest analogue
+    "classic": 4.62,  # [open] not in Table 1: DM Control Suite (state)'s weight, the nearest analogue (kept
+    # now that `dmc` exists too: classic is the cheapest real control data, and the demo is built on it)
+    "dmc": 4.62,  # DM Control Suite (state tasks)
+    "dmc_pixels": 7.07,  # DM Control Suite Pixels: the "-pixels" tasks, generated as their own dataset
     "text": 6.7,  # MassiveText
     "vision_language": 8.02,  # M3W 4% + ALIGN, MS-COCO, CC, LTIP, OKVQA, VQAv2 at 0.67% each
 }
