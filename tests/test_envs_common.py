@@ -14,16 +14,16 @@ from gatolab.specs import EnvSpec, FieldSpec
 from gatolab.testing import tiny_tokenizer
 
 FIRST_TASK = {"babyai": "BabyAI-GoToLocal-v0", "classic": "CartPole-v1", "metaworld": "reach-v3",
+              "sokoban": "Sokoban-7x7-1box", "minatar": "Breakout-MinAtar", "dmc": "cartpole-swingup",
               "text": "stdlib_text", "vision_language": "shapes_vqa"}
 
 
 def test_all_domains_registered():
     assert set(genv.domain_names()) >= set(FIRST_TASK)
     kinds = {name: genv.get_domain(name).kind for name in FIRST_TASK}
-    assert kinds == {"babyai": "control", "classic": "control", "metaworld": "control", "text": "text",
-                     "vision_language": "vision_language"}
-    with pytest.raises(ValueError, match="unknown domain 'atari'"):
-        genv.get_domain("atari")
+    assert kinds == {**{name: "control" for name in FIRST_TASK}, "text": "text", "vision_language": "vision_language"}
+    with pytest.raises(ValueError, match="unknown domain 'nosuchdomain'"):
+        genv.get_domain("nosuchdomain")
 
 
 @pytest.mark.parametrize("name", sorted(FIRST_TASK))
@@ -94,13 +94,15 @@ def test_missing_optional_package_fails_only_on_use():
     # domain must raise an ImportError naming the package.
     code = """
 import sys
-sys.modules["metaworld"] = None
-sys.modules["minigrid"] = None
+for pkg in ("metaworld", "minigrid", "gymnax", "dm_control"):
+    sys.modules[pkg] = None
 import gatolab.envs as genv
 assert "metaworld" in genv.domain_names() and "babyai" in genv.domain_names()
-for name, pkg in (("metaworld", "metaworld"), ("babyai", "minigrid")):
+uses = {"metaworld": lambda d: d.tasks(), "babyai": lambda d: d.tasks(),
+        "minatar": lambda d: d.make("Breakout-MinAtar"), "dmc": lambda d: d.make("cartpole-swingup")}
+for name, pkg in (("metaworld", "metaworld"), ("babyai", "minigrid"), ("minatar", "gymnax"), ("dmc", "dm_control")):
     try:
-        genv.get_domain(name).tasks()
+        uses[name](genv.get_domain(name))
     except ImportError as e:
         assert repr(pkg) in str(e) and "pip install" in str(e), str(e)
     else:
