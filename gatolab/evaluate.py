@@ -43,10 +43,21 @@ CONTROL_DOMAINS = ("classic", "babyai", "metaworld", "sokoban", "minatar", "atar
 THRESHOLDS = tuple(range(0, 201, 5))  # Figure 5's x axis, percent of expert
 
 
+def bare_task(task: str) -> str:
+    """`task` without a leading "<domain>/" ("ALE/Pong-v5", a gymnasium id, keeps its "ALE/")."""
+    from gatolab import envs
+
+    head, sep, rest = task.partition("/")
+    return rest if sep and head in envs.domain_names() else task
+
+
 def find_domain(task: str) -> str:
     """The control domain that has `task` ("domain/task" is accepted too)."""
     from gatolab import envs
 
+    if task.startswith("ALE/") and "atari" in envs.domain_names():  # Atari tasks are gymnasium ids, with a "/"
+        envs.get_domain("atari").check_task(task)
+        return "atari"
     if "/" in task:
         name, _, bare = task.partition("/")
         envs.get_domain(name).check_task(bare)
@@ -63,6 +74,10 @@ def find_domain(task: str) -> str:
         if name == "minatar" and not task.endswith("-MinAtar"):
             continue
         if name == "dmc" and not task.split("-")[0].islower():
+            continue
+        if name == "atari" and not task.startswith("ALE/"):
+            continue
+        if name == "procgen" and ("-" in task or not task.islower()):
             continue
         try:
             if task in envs.get_domain(name).tasks():
@@ -102,7 +117,7 @@ def evaluate_task(agent: GatoAgent, task: str, episodes: int = 50, seed: int = E
     from gatolab import envs
 
     name = find_domain(task)
-    task = task.split("/", 1)[-1]
+    task = bare_task(task)
     domain = envs.get_domain(name)
     ref = (references or {}).get(task)
     ref_source = "data_cards"
@@ -201,7 +216,7 @@ def evaluate(checkpoint: str | os.PathLike | GatoAgent, tasks: Sequence[str], *,
         try:
             rows.append(evaluate_task(agent, task, episodes, seed, refs, reference_episodes, max_steps, bar))
         except Exception as e:  # noqa: BLE001 - a failing environment must not lose the other tasks
-            rows.append({"domain": _domain_or_none(task), "task": task.split("/", 1)[-1], "episodes": episodes,
+            rows.append({"domain": _domain_or_none(task), "task": bare_task(task), "episodes": episodes,
                          "normalised_score": None, "error": f"{type(e).__name__}: {e}",
                          "traceback": traceback.format_exc(limit=4)})
     if bar is not None:

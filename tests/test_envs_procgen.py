@@ -69,7 +69,7 @@ def test_bad_inputs_raise():
 
 
 def test_vector_env_and_host_driver_run():
-    from gatolab.envs.atari import train_ppo_host
+    from gatolab.experts.ppo import train_host_env
 
     venv = pg.ProcgenVecEnv("coinrun", 4, num_levels=10, seed=0)
     obs = venv.reset()
@@ -81,7 +81,7 @@ def test_vector_env_and_host_driver_run():
         finished += ended
     assert finished and set(finished) <= {0.0, 10.0}  # coinrun: 10 for the coin, else 0
     config = pg.ppo_config(64, num_envs=4, num_steps=16, num_minibatches=2, update_epochs=1)
-    _, curve = train_ppo_host(venv, config, log=None)
+    _, curve = train_host_env(venv, config, log=None)
     assert {"step", "return", "episodes", "wall_s", "entropy", "approx_kl"} <= set(curve[0]) and curve[0]["step"] == 64
     venv.close()
 

@@ -85,6 +85,37 @@ DOMAIN_NOTES: dict[str, dict[str, str]] = {
                   "deterministic experts give little behavioural diversity; pixel episodes take ~17 s each to render on "
                   "this CPU; Gato's exact task list is not public.",
     },
+    "atari": {
+        "what": "ALE Atari 2600 games (Bellemare et al., 2013) through ale-py as 'ALE/<Game>-v5' (frame skip 4, sticky actions "
+                "0.25, 108k-frame cap, FIRE + 0-29 no-ops at reset; raw game score): the RGB screen max-pooled over the last two "
+                "frames and area-resized to 84x84 (36 patch tokens after padding to 96), ALE's full 18-action set in every game. "
+                "The Atari-57 set is offered (Gato Table 1: 51 ALE Atari games, 63.4K episodes, weight 9.5%).",
+        "expert": "PPO trained by gatolab (gatolab/experts/ppo.py; CleanRL's Atari settings, 8 envs x 128 steps) with the Nature "
+                  "CNN on the DQN view (84x84 grayscale, 4-frame stack, max-pooled) from ale-py's C++ AtariVectorEnv; the TaskEnv "
+                  "computes the same view from its own emulator bit for bit. Actions sampled from the policy. Only games with a "
+                  "folder in experts/ have one (committed: ALE/Breakout-v5, a 14-minute CPU run, 207K steps: a weak expert).",
+        "licence": "ale-py and its bundled ROMs: GPL-2.0 (the Atari 2600 game ROMs remain their publishers' works). The experts "
+                   "and generated data: Apache-2.0 (gatolab).",
+        "use": "Pixel-based discrete control with Gato's Atari observation/action format; pretraining and evaluation against "
+               "the PPO expert and random play.",
+        "limits": "CPU-trained experts far below published PPO (Breakout ~5 vs ~400 after 10M steps); one seed; no expert for "
+                  "56 of the 57 games; episodes can be long (up to 27,000 steps).",
+    },
+    "procgen": {
+        "what": "Procgen Benchmark (Cobbe et al., 2020), 16 procedurally generated games, easy mode, through gym3 "
+                "(procgen-mirror): the 64x64 RGB frame (exactly 16 patch tokens) and the 15-action set; episode seed = "
+                "level (start_level=seed, num_levels=1), so episodes are reproducible (Gato Table 1: 16 games, 1.6M "
+                "episodes, weight 5.34%).",
+        "expert": "PPO trained by gatolab (gatolab/experts/ppo.py; Nature CNN on the frame, 32 envs x 64 steps) on levels "
+                  "[0, 200); evaluated on held-out levels 10000+ and on training levels. Committed: starpilot only (14-minute "
+                  "CPU run, 963K steps). MISSING: the other 15 games have no trained expert, so no data "
+                  "(train one with `gatolab experts train --env <game>`: ~6 h per game at full strength on this CPU).",
+        "licence": "Procgen: MIT (OpenAI, 2019); its game art comes from third-party asset packs under their own licences (see "
+                   "the procgen repository). The experts and generated data: Apache-2.0 (gatolab).",
+        "use": "Generalisation across procedurally generated levels of pixel-based discrete control.",
+        "limits": "Easy mode only; weak CPU-trained expert (starpilot ~3 vs ~30 for Cobbe et al.'s 25M-step agents); "
+                  "success is Procgen's level_complete flag.",
+    },
     "minari": {
         "what": "A Minari dataset imported from local files (`gatolab data import --format minari`); its observation and "
                 "action fields are inferred from the recorded gymnasium spaces (see `imported` and the specs in the JSON card).",

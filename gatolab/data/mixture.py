@@ -63,9 +63,11 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "babyai": 9.06,  # BabyAI
     "metaworld": 8.96,  # Meta-World
     "sokoban": 1.33,  # Sokoban
+    "atari": 9.5,  # ALE Atari (51 games in Gato; gatolab offers the Atari-57)
     # [open] MinAtar is not in Table 1: it stands in for ALE Atari Extended (10.0%), the Atari games gatolab
     # cannot train full-strength experts for on a CPU; ALE itself ("atari") keeps ALE Atari's 9.5%.
     "minatar": 10.0,
+    "procgen": 5.34,  # Procgen Benchmark
     "classic": 4.62,  # [open] not in Table 1: DM Control Suite (state)'s weight, the nearest analogue (kept
     # now that `dmc` exists too: classic is the cheapest real control data, and the demo is built on it)
     "dmc": 4.62,  # DM Control Suite (state tasks)

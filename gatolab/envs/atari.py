@@ -336,143 +336,6 @@ class AtariVecEnv:
 
 
 # ----------------------------------------------------------------------------------
-# The Nature CNN with convolutions as matrix products (fast on CPU), same parameters
-# ----------------------------------------------------------------------------------
-def _space_to_depth(x, b: int):
-    import jax.numpy as jnp
-
-    n, h, w, c = x.shape
-    return jnp.reshape(x.reshape(n, h // b, b, w // b, b, c).transpose(0, 1, 3, 2, 4, 5), (n, h // b, w // b, b * b * c))
-
-
-def conv_as_matmul(x, kernel, stride: int):
-    """A VALID convolution (NHWC, HWIO kernel, square kernel multiple of the stride) as
-    space-to-depth + patch concatenation + one matrix product.
-
-    Equal to `lax.conv_general_dilated(x, kernel, (s, s), "VALID")` up to float rounding.
-    Why: XLA's CPU convolution gradients run ~30x slower inside `lax.scan` (the PPO update's
-    minibatch loop) than outside; matrix products do not (measured in the task report).
-    """
-    import jax.numpy as jnp
-
-    k, _, cin, cout = kernel.shape
-    n, h, w, _ = x.shape
-    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
-    x = x[:, :(ho - 1) * stride + k, :(wo - 1) * stride + k]  # rows VALID never reads
-    if stride > 1:
-        x = _space_to_depth(x, stride)
-        m = k // stride
-        kernel = kernel.reshape(m, stride, m, stride, cin, cout).transpose(0, 2, 1, 3, 4, 5)
-        kernel = kernel.reshape(m, m, stride * stride * cin, cout)
-    m = kernel.shape[0]
-    patches = jnp.concatenate([x[:, i:i + ho, j:j + wo] for i in range(m) for j in range(m)], axis=-1)
-    return patches @ kernel.reshape(-1, cout)
-
-
-def fast_actor_critic(num_actions: int, activation: str = "relu"):
-    """A flax module equal to `ActorCritic(num_actions, "cnn")` (same parameter tree and
-    initialisation; outputs equal up to float rounding) whose convolutions are matmuls."""
-    from flax import linen as nn
-
-    orth = nn.initializers.orthogonal
-
-    class Conv(nn.Module):  # named "Conv" so its parameters sit at Conv_0.. as nn.Conv's do
-        features: int
-        kernel_size: int
-        stride: int
-
-        @nn.compact
-        def __call__(self, x):
-            kernel = self.param("kernel", orth(np.sqrt(2)), (self.kernel_size, self.kernel_size, x.shape[-1], self.features))
-            bias = self.param("bias", nn.initializers.zeros, (self.features,))
-            return conv_as_matmul(x, kernel, self.stride) + bias
-
-    class FastActorCritic(nn.Module):
-        @nn.compact
-        def __call__(self, x):
-            act = nn.relu if activation == "relu" else nn.tanh
-            h = act(Conv(32, 8, 4)(x))
-            h = act(Conv(64, 4, 2)(h))
-            h = act(Conv(64, 3, 1)(h))
-            h = act(nn.Dense(512, kernel_init=orth(np.sqrt(2)))(h.reshape(h.shape[0], -1)))
-            logits = nn.Dense(num_actions, kernel_init=orth(0.01))(h)
-            value = nn.Dense(1, kernel_init=orth(1.0))(h)[:, 0]
-            return logits, value
-
-    return FastActorCritic()
-
-
-def train_ppo_host(venv: Any, config: Any, seed: int = 0, *, log_every: int = 10,
-                   log: Callable[[str], None] | None = print, time_limit_s: float | None = None):
-    """`gatolab.experts.ppo.train_host_env` with the matmul Nature CNN -> (params, curve).
-
-    The same loop, update (`ppo_update`), optimiser and curve; only the network's
-    convolutions are computed as matrix products (`fast_actor_critic`), which makes a
-    CNN update ~10-30x faster on CPU. The parameters load into `PPOPolicy` unchanged.
-    [workaround] Remove once ppo.py's ActorCritic uses matmul convolutions itself.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from gatolab.experts.ppo import Rollout, make_network, make_optimizer, ppo_update, sample_action
-
-    if venv.num_envs != config.num_envs:
-        raise ValueError(f"PPOConfig.num_envs={config.num_envs} but the vector env has {venv.num_envs} copies")
-    if config.network == "cnn":
-        net = fast_actor_critic(venv.num_actions, config.activation)
-    else:
-        net = make_network(config, venv.num_actions)
-    tx = make_optimizer(config)
-    key = jax.random.PRNGKey(seed)
-    key, k_init = jax.random.split(key)
-    params = net.init(k_init, jnp.zeros((1, *venv.obs_shape), jnp.float32))
-    opt_state = tx.init(params)
-
-    @jax.jit
-    def act(params, obs, key):
-        logits, value = net.apply(params, obs.astype(jnp.float32) * config.obs_scale)
-        action, logp = sample_action(key, logits)
-        return action, logp, value
-
-    update = jax.jit(functools.partial(ppo_update, apply_fn=net.apply, tx=tx, config=config))
-    T, N = config.num_steps, config.num_envs
-    obs_buf = np.zeros((T, N, *venv.obs_shape), np.uint8 if config.network == "cnn" else np.float32)
-    act_buf, logp_buf, val_buf = np.zeros((T, N), np.int32), np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
-    rew_buf, done_buf = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
-    obs = venv.reset()
-    curve: list[dict[str, float]] = []
-    finished: list[float] = []
-    t0 = time.perf_counter()
-    for u in range(1, config.num_updates + 1):
-        for t in range(T):
-            key, k = jax.random.split(key)
-            action, logp, value = jax.device_get(act(params, obs, k))
-            obs_buf[t], act_buf[t], logp_buf[t], val_buf[t] = obs, action, logp, value
-            obs, reward, done, ended = venv.step(np.asarray(action))
-            rew_buf[t], done_buf[t] = reward, done
-            finished.extend(ended)
-        key, k_last, k = jax.random.split(key, 3)
-        _, _, last_value = act(params, obs, k_last)
-        rollout = Rollout(jnp.asarray(obs_buf), jnp.asarray(act_buf), jnp.asarray(logp_buf), jnp.asarray(val_buf),
-                          jnp.asarray(rew_buf), jnp.asarray(done_buf))
-        params, opt_state, aux = update(params, opt_state, rollout, last_value, k)
-        wall = time.perf_counter() - t0
-        last = u == config.num_updates or (time_limit_s is not None and wall > time_limit_s)
-        if u % log_every == 0 or last:
-            point = {"step": u * config.batch_size, "return": float(np.mean(finished)) if finished else float("nan"),
-                     "episodes": len(finished), "wall_s": round(wall, 2),
-                     "entropy": float(aux["entropy"]), "approx_kl": float(aux["approx_kl"])}
-            curve.append(point)
-            finished = []
-            if log:
-                log(f"step {point['step']:>9,}  return {point['return']:8.2f}  ({point['episodes']} episodes)  "
-                    f"entropy {point['entropy']:.3f}  {point['wall_s']:.0f}s")
-        if last:
-            break
-    return params, curve
-
-
-# ----------------------------------------------------------------------------------
 # The expert
 # ----------------------------------------------------------------------------------
 def ppo_config(total_steps: int = TRAIN_STEPS, **overrides: Any):
@@ -507,14 +370,14 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
                  log: Callable[[str], None] | None = print, **config_overrides: Any) -> Path:
     """Trains PPO on `task` in ale-py's vector env, evaluates it through the gatolab adapter
     against the random policy on the same seeds, and saves it (gatolab.experts.store)."""
-    from gatolab.experts.ppo import PPOPolicy
+    from gatolab.experts.ppo import PPOPolicy, train_host_env
     from gatolab.experts.store import save_expert
 
     check_task(task, list(ATARI_GAMES), "atari")
     config = ppo_config(int(steps or TRAIN_STEPS), **config_overrides)
     venv = AtariVecEnv(task, config.num_envs, seed=seed, num_threads=num_threads)
     try:
-        params, curve = train_ppo_host(venv, config, seed=seed, log=log, time_limit_s=time_limit_s)
+        params, curve = train_host_env(venv, config, seed=seed, log=log, time_limit_s=time_limit_s)
     finally:
         venv.close()
     params = _to_numpy(params)
@@ -555,6 +418,12 @@ class AtariDomain(Domain):
     def expert(self, task: str) -> Policy:
         return load_atari_expert(task)
 
+    def expert_record(self, task: str) -> dict[str, Any]:
+        from gatolab.experts.store import expert_record
+
+        check_task(task, self.tasks(), self.name)
+        return expert_record(task)
+
     def random_policy(self, task: str, seed: int = 0) -> Policy:
         return random_policy_for(self.spec(task), seed)
 
@@ -569,5 +438,4 @@ class AtariDomain(Domain):
 register("atari", AtariDomain)
 
 __all__ = ["ATARI_GAMES", "AtariDomain", "AtariEnv", "AtariVecEnv", "DQNEmulator", "PREPROCESSING", "area_resize",
-           "atari_spec", "conv_as_matmul", "fast_actor_critic", "load_atari_expert", "make_vector_env", "train_expert",
-           "train_ppo_host"]
+           "atari_spec", "load_atari_expert", "make_vector_env", "train_expert"]

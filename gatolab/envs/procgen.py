@@ -238,7 +238,7 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
                  log: Callable[[str], None] | None = print, **config_overrides: Any) -> Path:
     """Trains PPO on levels [0, TRAIN_LEVELS) of `task`, evaluates it through the gatolab adapter
     against the random policy on held-out levels (10000+) and on training levels (0+), saves it."""
-    from gatolab.envs.atari import train_ppo_host  # the matmul-CNN host driver (see its docstring)
+    from gatolab.experts.ppo import train_host_env
     from gatolab.experts.ppo import PPOPolicy
     from gatolab.experts.store import save_expert
 
@@ -246,7 +246,7 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
     config = ppo_config(int(steps or TRAIN_STEPS), **config_overrides)
     venv = ProcgenVecEnv(task, config.num_envs, seed=seed, gamma=config.gamma)
     try:
-        params, curve = train_ppo_host(venv, config, seed=seed, log=log, time_limit_s=time_limit_s)
+        params, curve = train_host_env(venv, config, seed=seed, log=log, time_limit_s=time_limit_s)
     finally:
         venv.close()
     import jax
@@ -289,6 +289,12 @@ class ProcgenDomain(Domain):
 
     def expert(self, task: str) -> Policy:
         return load_procgen_expert(task)
+
+    def expert_record(self, task: str) -> dict[str, Any]:
+        from gatolab.experts.store import expert_record
+
+        check_task(task, self.tasks(), self.name)
+        return expert_record(task)
 
     def random_policy(self, task: str, seed: int = 0) -> Policy:
         return random_policy_for(self.spec(task), seed)
