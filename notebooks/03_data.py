@@ -34,13 +34,16 @@ OUT_DIR = "runs/03"
 SMOKE = False
 SEED = 0
 WORKERS = 2  # generation processes
-EPISODES = {"classic": 20, "babyai": 5, "metaworld": 3, "sokoban": 10, "minatar": 5, "dmc": 3, "text": 10,
-            "vision_language": 10}  # per task
+EPISODES = {"classic": 20, "babyai": 5, "metaworld": 3, "sokoban": 10, "minatar": 5, "atari": 3, "procgen": 5, "dmc": 3,
+            "text": 10, "vision_language": 10}  # per task
 TASKS = {  # None = every task of the domain
     "classic": None,
     "sokoban": None,
     "minatar": None,
-    "dmc": ["cartpole-swingup"],  # the tasks with a trained expert: gl.envs.get_domain("dmc").trained_tasks()
+    # The RL domains' tasks with a trained expert (experts/): `gatolab experts list`
+    "atari": ["ALE/Breakout-v5"],
+    "procgen": ["starpilot"],
+    "dmc": ["cartpole-swingup"],
     "babyai": ["BabyAI-GoToRedBallGrey-v0", "BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-OpenDoor-v0"],
     "metaworld": ["reach-v3", "push-v3", "drawer-open-v3", "button-press-v3"],
     "text": None,
@@ -59,7 +62,8 @@ import gatolab as gl
 from gatolab.viz import data as vizd
 
 if SMOKE:
-    EPISODES = {"classic": 3, "babyai": 2, "metaworld": 2, "sokoban": 2, "minatar": 2, "dmc": 2, "text": 3, "vision_language": 3}
+    EPISODES = {"classic": 3, "babyai": 2, "metaworld": 2, "sokoban": 2, "minatar": 2, "atari": 1, "procgen": 2, "dmc": 2,
+                "text": 3, "vision_language": 3}
     TASKS = {**TASKS, "classic": ["CartPole-v1", "Pendulum-v1"], "babyai": TASKS["babyai"][:2], "metaworld": ["reach-v3"],
              "sokoban": ["Sokoban-7x7-1box"], "minatar": ["Breakout-MinAtar"]}
     RANDOM_EPISODES, SEQUENCE_LENGTH = 3, 256
@@ -137,7 +141,8 @@ vizd.show_video(frames_m[::2], fps=20, title=mt)
 
 # %%
 SHOW_STEPS = 120 if SMOKE else 400
-SHOWCASE = {"sokoban": "Sokoban-7x7-2box", "minatar": "Breakout-MinAtar", "dmc": "cartpole-swingup"}
+SHOWCASE = {"sokoban": "Sokoban-7x7-2box", "minatar": "Breakout-MinAtar", "atari": "ALE/Breakout-v5", "procgen": "starpilot",
+            "dmc": "cartpole-swingup"}
 showcase = {}
 for dname, task in SHOWCASE.items():
     dom = gl.envs.get_domain(dname)

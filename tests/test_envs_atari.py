@@ -211,3 +211,21 @@ def test_episodes_tokenize_to_36_patches_per_frame():
     assert seq.num_timesteps == len(ep) == 5
     assert int(np.sum(seq.modality == Modality.IMAGE)) == 5 * 36  # 84x84 padded to 96x96 (GATO_SPEC §1)
     assert int(np.sum(seq.is_action)) == 5  # one token for the 18-way button
+
+
+def test_generate_stores_gymnasium_ids_and_records_the_expert(tmp_path):
+    """Task names with "/" (gymnasium ids) get a "__" folder; the dataset gives back the real name."""
+    import gatolab as gl
+    from gatolab.data import storage as st
+    from gatolab.testing import tiny_tokenizer
+
+    m = gl.data.generate("atari", tmp_path, tasks=[EXPERT_TASK], episodes=1, progress=False)
+    assert m["experts"][EXPERT_TASK]["algo"] == "ppo"
+    assert (tmp_path / "atari" / "ALE__Breakout-v5").is_dir()
+    ds = st.EpisodeDataset(tmp_path / "atari")
+    ep = ds[0]
+    assert ds.episode_task == [EXPERT_TASK] and ep.task == EXPERT_TASK
+    assert ep.observations["image"].shape[1:] == (84, 84, 3)
+    assert tiny_tokenizer().tokenize_episode(ep, ds.specs[EXPERT_TASK]).num_timesteps == len(ep)
+    with pytest.raises(ValueError, match="must not contain '__'"):
+        st.shard_dir(tmp_path, "a__b", 0)

@@ -133,9 +133,17 @@ def shard_name(index: int) -> str:
     return f"shard-{index:05d}"
 
 
+def task_dir_name(task: str) -> str:
+    """The folder of a task's shards: the task name, with the "/" of gymnasium ids such as
+    "ALE/Pong-v5" written as "__" (the task itself is recorded in every shard's sidecar)."""
+    if "__" in task:
+        raise ValueError(f"task name {task!r}: must not contain '__' (reserved for '/' in folder names)")
+    _check_name("task", task.replace("/", "__"))
+    return task.replace("/", "__")
+
+
 def shard_dir(dataset_dir: str | os.PathLike, task: str, index: int) -> Path:
-    _check_name("task", task)
-    return Path(dataset_dir) / task / shard_name(index)
+    return Path(dataset_dir) / task_dir_name(task) / shard_name(index)
 
 
 def _episode_buffer(ep: Episode, spec: EnvSpec, episode_id: int):
