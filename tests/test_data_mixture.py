@@ -256,4 +256,4 @@ def test_default_weights_follow_table_1():
     assert share["babyai"] / share["metaworld"] == pytest.approx(9.06 / 8.96)
     assert share["text"] / share["babyai"] == pytest.approx(6.7 / 9.06)
     with pytest.raises(ValueError, match="no default sample weight"):
-        mx.default_weight_share(["atari"])
+        mx.default_weight_share(["nosuchdataset"])
