@@ -36,9 +36,10 @@ from gatolab.envs.base import Domain
 _VERSION_PACKAGES = ("gymnasium", "minigrid", "metaworld", "mujoco", "minari", "h5py", "numpy", "sentencepiece")
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(packages: Sequence[str] = _VERSION_PACKAGES) -> dict[str, str]:
+    """Python's and gatolab's versions, and those of `packages` that are installed."""
     out = {"python": platform.python_version()}
-    for pkg in ("gatolab", *_VERSION_PACKAGES):
+    for pkg in ("gatolab", *packages):
         try:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:

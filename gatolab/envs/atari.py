@@ -54,9 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from gatolab.envs.base import Domain, Observation, Policy, TaskEnv, register
-from gatolab.envs.common import (check_action, check_observation, check_task, evaluate_policies, generate_expert_episodes,
-                                 random_policy_for, require)
+from gatolab.envs.base import Observation, Policy, TaskEnv, register
+from gatolab.envs.common import (TrainedExpertDomain, check_action, check_observation, check_task, evaluate_policies,
+                                 generate_expert_episodes, random_policy_for, require)
 from gatolab.episode import Episode
 from gatolab.specs import EnvSpec, FieldSpec
 
@@ -371,7 +371,7 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
     """Trains PPO on `task` in ale-py's vector env, evaluates it through the gatolab adapter
     against the random policy on the same seeds, and saves it (gatolab.experts.store)."""
     from gatolab.experts.ppo import PPOPolicy, train_host_env
-    from gatolab.experts.store import save_expert
+    from gatolab.experts.store import save_expert, to_numpy
 
     check_task(task, list(ATARI_GAMES), "atari")
     config = ppo_config(int(steps or TRAIN_STEPS), **config_overrides)
@@ -380,7 +380,7 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
         params, curve = train_host_env(venv, config, seed=seed, log=log, time_limit_s=time_limit_s)
     finally:
         venv.close()
-    params = _to_numpy(params)
+    params = to_numpy(params)
     domain = AtariDomain()
     expert = PPOPolicy(params, config, NUM_ACTIONS, expert_features, seed=seed)
     t0 = time.perf_counter()
@@ -394,13 +394,7 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
                        evaluation=evaluation, root=root)
 
 
-def _to_numpy(tree: Any) -> Any:
-    import jax
-
-    return jax.tree.map(np.asarray, jax.device_get(tree))
-
-
-class AtariDomain(Domain):
+class AtariDomain(TrainedExpertDomain):
     """ALE Atari games, RGB 84x84 frames and the full 18-action set (see the module docstring)."""
 
     name = "atari"
@@ -417,12 +411,6 @@ class AtariDomain(Domain):
 
     def expert(self, task: str) -> Policy:
         return load_atari_expert(task)
-
-    def expert_record(self, task: str) -> dict[str, Any]:
-        from gatolab.experts.store import expert_record
-
-        check_task(task, self.tasks(), self.name)
-        return expert_record(task)
 
     def random_policy(self, task: str, seed: int = 0) -> Policy:
         return random_policy_for(self.spec(task), seed)

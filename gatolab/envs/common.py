@@ -123,6 +123,25 @@ def random_policy_for(spec: EnvSpec, seed: int = 0) -> Policy:
     return policy
 
 
+class TrainedExpertDomain(Domain):
+    """A domain whose experts are trained RL agents from the experts store (gatolab/experts/store.py).
+
+    `experts_root` None means `gatolab.experts.store.experts_root()`; `expert_task(task)` names
+    the task whose expert acts in `task` (itself, unless the domain says otherwise).
+    """
+
+    experts_root: str | None = None
+
+    def expert_task(self, task: str) -> str:
+        return task
+
+    def expert_record(self, task: str) -> dict[str, Any]:
+        from gatolab.experts.store import expert_record
+
+        check_task(task, self.tasks(), self.name)
+        return expert_record(self.expert_task(task), self.experts_root)
+
+
 class GymTaskEnv(TaskEnv):
     """A `TaskEnv` over one gymnasium environment.
 
@@ -198,6 +217,11 @@ def generate_expert_episodes(domain: Domain, task: str, num_episodes: int, seed:
         env.close()
 
 
+def episode_returns(env: TaskEnv, policy: Policy, seeds: list[int], max_steps: int | None = None) -> list[float]:
+    """The return of one episode per seed (cut at `max_steps` if given), through the adapter."""
+    return [float(rollout(env, policy, seed=s, max_steps=max_steps)[0].metadata["return"]) for s in seeds]
+
+
 def evaluate_policies(domain: Domain, task: str, policies: dict[str, Policy], episodes: int, seed: int,
                       max_steps: int | None = None) -> dict[str, Any]:
     """Mean/std return of each policy over the same `episodes` seeds through the gatolab adapter
@@ -206,7 +230,7 @@ def evaluate_policies(domain: Domain, task: str, policies: dict[str, Policy], ep
     env = domain.make(task, seed=seed)
     try:
         for name, policy in policies.items():
-            returns = [rollout(env, policy, seed=seed + i, max_steps=max_steps)[0].metadata["return"] for i in range(episodes)]
+            returns = episode_returns(env, policy, list(range(seed, seed + episodes)), max_steps)
             out[f"{name}_return_mean"] = float(np.mean(returns))
             out[f"{name}_return_std"] = float(np.std(returns))
     finally:

@@ -48,8 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from gatolab.envs.base import Domain, Policy, TaskEnv, register
-from gatolab.envs.common import check_action, check_observation, check_task, generate_expert_episodes, random_policy_for, require
+from gatolab.envs.base import Policy, TaskEnv, register
+from gatolab.envs.common import (TrainedExpertDomain, check_action, check_observation, check_task, generate_expert_episodes,
+                                 random_policy_for, require)
 from gatolab.episode import Episode
 from gatolab.specs import EnvSpec, FieldSpec
 
@@ -169,7 +170,7 @@ class DMCTaskEnv(TaskEnv):
         self.env.close()
 
 
-class DMCDomain(Domain):
+class DMCDomain(TrainedExpertDomain):
     """DM Control Suite tasks from state and pixels with trained SAC experts (module docstring).
 
     Args:
@@ -214,11 +215,8 @@ class DMCDomain(Domain):
     def random_policy(self, task: str, seed: int = 0) -> Policy:
         return random_policy_for(self.spec(task), seed)
 
-    def expert_record(self, task: str) -> dict[str, Any]:
-        from gatolab.experts.store import expert_record
-
-        check_task(task, self.tasks(), self.name)
-        return expert_record(state_task(task), self.experts_root)
+    def expert_task(self, task: str) -> str:
+        return state_task(task)  # a pixel task's expert is its state twin's
 
     def defines_success(self, task: str) -> bool:
         """Always False: the suite defines returns only."""

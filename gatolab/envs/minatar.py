@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from gatolab.envs.base import Domain, Observation, Policy, TaskEnv, register
-from gatolab.envs.common import (check_action, check_observation, check_task, evaluate_policies, generate_expert_episodes,
-                                 random_policy_for, require)
+from gatolab.envs.base import Observation, Policy, TaskEnv, register
+from gatolab.envs.common import (TrainedExpertDomain, check_action, check_observation, check_task, evaluate_policies,
+                                 generate_expert_episodes, random_policy_for, require)
 from gatolab.episode import Episode
 from gatolab.specs import EnvSpec, FieldSpec
 
@@ -188,7 +188,7 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
     """Trains PPO on `task` in gymnax, evaluates it through the gatolab adapter against the
     random policy on the same seeds, and saves it (gatolab.experts.store)."""
     from gatolab.experts.ppo import PPOConfig, PPOPolicy, train_jax_env
-    from gatolab.experts.store import save_expert
+    from gatolab.experts.store import save_expert, to_numpy
 
     check_task(task, list(MINATAR_TASKS), "minatar")
     env, params = _jitted(task)[:2]
@@ -202,17 +202,11 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
     if log:
         log(f"{task}: expert {evaluation['expert_return_mean']:.2f} vs random {evaluation['random_return_mean']:.2f} "
             f"over {eval_episodes} episodes")
-    return save_expert(task, _to_numpy(net_params), domain="minatar", algo="ppo", config=config.to_dict(), curve=curve,
+    return save_expert(task, to_numpy(net_params), domain="minatar", algo="ppo", config=config.to_dict(), curve=curve,
                        evaluation=evaluation, root=root)
 
 
-def _to_numpy(tree: Any) -> Any:
-    import jax
-
-    return jax.tree.map(np.asarray, jax.device_get(tree))
-
-
-class MinAtarDomain(Domain):
+class MinAtarDomain(TrainedExpertDomain):
     """gymnax MinAtar games with PPO experts (see the module docstring)."""
 
     name = "minatar"
@@ -232,12 +226,6 @@ class MinAtarDomain(Domain):
 
     def random_policy(self, task: str, seed: int = 0) -> Policy:
         return random_policy_for(self.spec(task), seed)
-
-    def expert_record(self, task: str) -> dict[str, Any]:
-        from gatolab.experts.store import expert_record
-
-        check_task(task, self.tasks(), self.name)
-        return expert_record(task)
 
     def defines_success(self, task: str) -> bool:
         return False  # return only: the games have scores, not goals

@@ -45,9 +45,9 @@ from typing import Any
 
 import numpy as np
 
-from gatolab.envs.base import Domain, Observation, Policy, TaskEnv, register
-from gatolab.envs.common import (check_action, check_observation, check_task, evaluate_policies, generate_expert_episodes,
-                                 random_policy_for, require)
+from gatolab.envs.base import Observation, Policy, TaskEnv, register
+from gatolab.envs.common import (TrainedExpertDomain, check_action, check_observation, check_task, evaluate_policies,
+                                 generate_expert_episodes, random_policy_for, require)
 from gatolab.episode import Episode
 from gatolab.specs import EnvSpec, FieldSpec
 
@@ -238,9 +238,8 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
                  log: Callable[[str], None] | None = print, **config_overrides: Any) -> Path:
     """Trains PPO on levels [0, TRAIN_LEVELS) of `task`, evaluates it through the gatolab adapter
     against the random policy on held-out levels (10000+) and on training levels (0+), saves it."""
-    from gatolab.experts.ppo import train_host_env
-    from gatolab.experts.ppo import PPOPolicy
-    from gatolab.experts.store import save_expert
+    from gatolab.experts.ppo import PPOPolicy, train_host_env
+    from gatolab.experts.store import save_expert, to_numpy
 
     check_task(task, PROCGEN_GAMES, "procgen")
     config = ppo_config(int(steps or TRAIN_STEPS), **config_overrides)
@@ -249,9 +248,7 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
         params, curve = train_host_env(venv, config, seed=seed, log=log, time_limit_s=time_limit_s)
     finally:
         venv.close()
-    import jax
-
-    params = jax.tree.map(np.asarray, jax.device_get(params))
+    params = to_numpy(params)
     domain = ProcgenDomain()
     t0 = time.perf_counter()
     evaluation: dict[str, Any] = {}
@@ -272,7 +269,7 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
                        evaluation=evaluation, root=root)
 
 
-class ProcgenDomain(Domain):
+class ProcgenDomain(TrainedExpertDomain):
     """The 16 Procgen games, easy mode, one level per seed (see the module docstring)."""
 
     name = "procgen"
@@ -289,12 +286,6 @@ class ProcgenDomain(Domain):
 
     def expert(self, task: str) -> Policy:
         return load_procgen_expert(task)
-
-    def expert_record(self, task: str) -> dict[str, Any]:
-        from gatolab.experts.store import expert_record
-
-        check_task(task, self.tasks(), self.name)
-        return expert_record(task)
 
     def random_policy(self, task: str, seed: int = 0) -> Policy:
         return random_policy_for(self.spec(task), seed)

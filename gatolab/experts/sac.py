@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from gatolab.envs.common import episode_returns
+
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 EVAL_SEED_BASE = 10_000  # seeds of the evaluation episodes on the training curve
 FINAL_EVAL_EPISODES = 10
@@ -268,13 +270,6 @@ class ReplayBuffer:
         return {k: v[idx] for k, v in self.data.items()}
 
 
-def evaluate_policy(env: Any, policy: Callable, seeds: list[int]) -> list[float]:
-    """Undiscounted return of one full episode per seed."""
-    from gatolab.envs.base import rollout
-
-    return [float(rollout(env, policy, seed=s)[0].metadata["return"]) for s in seeds]
-
-
 def _actor_numpy(params: dict[str, Any]) -> list[dict[str, np.ndarray]]:
     return [{k: np.asarray(v, np.float32) for k, v in layer.items()} for layer in params["actor"]]
 
@@ -328,7 +323,7 @@ def train_sac(task: str, total_steps: int, seed: int = 0, config: SACConfig | No
     def evaluate(step: int) -> None:
         nonlocal best
         policy = SACPolicy({"actor": actor_np}, {"obs_dim": obs_dim, "act_dim": act_dim})
-        ret = float(np.mean(evaluate_policy(eval_env, policy, eval_seeds)))
+        ret = float(np.mean(episode_returns(eval_env, policy, eval_seeds)))
         point = {"step": step, "return": ret, "wall_s": round(time.time() - t0, 2),
                  **{k: float(v) for k, v in metrics.items()}}
         curve.append(point)
@@ -412,8 +407,8 @@ def train_expert(task: str, *, steps: int, seed: int = 0, root: str | Path | Non
     policy = SACPolicy(params, full_config)
     env = domain.make(state)
     seeds = list(range(FINAL_EVAL_EPISODES))
-    expert_returns = evaluate_policy(env, policy, seeds)
-    random_returns = evaluate_policy(env, domain.random_policy(state, seed=seed), seeds)
+    expert_returns = episode_returns(env, policy, seeds)
+    random_returns = episode_returns(env, domain.random_policy(state, seed=seed), seeds)
     env.close()
     evaluation = {"expert_return_mean": float(np.mean(expert_returns)), "random_return_mean": float(np.mean(random_returns)),
                   "episodes": FINAL_EVAL_EPISODES, "seeds": seeds, "expert_returns": [round(r, 2) for r in expert_returns],

@@ -80,16 +80,17 @@ def _npz_bytes(flat: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
+def to_numpy(tree: Any) -> Any:
+    """Trained parameters (device arrays) -> the same tree of NumPy arrays on the host."""
+    import jax
 
-    out = {}
-    for pkg in ("gatolab", "jax", "flax", "optax", "gymnax", "ale-py", "dm-control", "procgen-mirror", "mujoco"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def _versions() -> dict[str, str]:
+    from gatolab.data.generation import package_versions
+
+    return package_versions(("jax", "flax", "optax", "gymnax", "ale-py", "dm-control", "procgen-mirror", "mujoco"))
 
 
 def save_expert(task: str, params: Any, *, domain: str, algo: str, config: dict[str, Any],
