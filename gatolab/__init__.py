@@ -14,7 +14,8 @@ import importlib
 
 from gatolab import tokenizers
 from gatolab.episode import Episode
-from gatolab.sequence import GatoTokenizer, TokenizerConfig, TokenSequence, stack_arrays
+from gatolab.gato_tokenizer import GatoTokenizer, TokenizerConfig
+from gatolab.sequence import TokenSequence, stack_arrays
 from gatolab.specs import EnvSpec, FieldSpec, Modality
 from gatolab.text import TextTokenizer, default_text_tokenizer, train_text_tokenizer
 from gatolab.tokenizers import Vocabulary

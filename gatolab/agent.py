@@ -47,7 +47,8 @@ from typing import Any, Literal
 import numpy as np
 
 from gatolab.episode import Episode
-from gatolab.sequence import GatoTokenizer, TokenSequence
+from gatolab.gato_tokenizer import GatoTokenizer
+from gatolab.sequence import TokenSequence
 from gatolab.specs import EnvSpec
 
 PromptKind = Literal["start", "end", "none"]

@@ -11,7 +11,7 @@ import functools
 import numpy as np
 
 from gatolab.episode import Episode
-from gatolab.sequence import GatoTokenizer, TokenizerConfig
+from gatolab.gato_tokenizer import GatoTokenizer, TokenizerConfig
 from gatolab.specs import EnvSpec, FieldSpec
 from gatolab.text import TextTokenizer, default_text_tokenizer
 

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from gatolab import io_utils
 from gatolab.data import mixture
 from gatolab.data.storage import EpisodeDataset
-from gatolab.sequence import GatoTokenizer, TokenizerConfig
+from gatolab.gato_tokenizer import GatoTokenizer, TokenizerConfig
 from gatolab.specs import Modality
 
 # Fixed prose per domain. Numbers never go here; they are measured.

@@ -55,7 +55,8 @@ from typing import Any
 import numpy as np
 
 from gatolab.data.storage import EpisodeDataset
-from gatolab.sequence import GatoTokenizer, TokenSequence
+from gatolab.gato_tokenizer import GatoTokenizer
+from gatolab.sequence import TokenSequence
 from gatolab.specs import Modality
 
 # Table 1 of Gato (GATO_SPEC §8), percentages, for the domains gatolab has.

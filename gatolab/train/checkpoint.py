@@ -110,7 +110,7 @@ def tokenizer_meta(tokenizer) -> dict[str, Any]:
 
 
 def tokenizer_from_meta(meta: dict[str, Any]):
-    from gatolab.sequence import GatoTokenizer, TokenizerConfig
+    from gatolab.gato_tokenizer import GatoTokenizer, TokenizerConfig
     from gatolab.text import TextTokenizer
     from gatolab.tokenizers import Vocabulary
 

@@ -94,7 +94,7 @@ def train(preset: str = "tiny", *, out: str | os.PathLike, steps: int | None = N
             cfg = cfg.replace(**{"optim.total_steps": steps, "optim.warmup_steps": min(cfg.optim.warmup_steps, steps)})
     tokenizer = None
     if mixture == "default":
-        from gatolab.sequence import GatoTokenizer
+        from gatolab.gato_tokenizer import GatoTokenizer
 
         tokenizer = GatoTokenizer(text=text_tokenizer_for(text_vocab))
         if compact_vocab:
