@@ -5,7 +5,7 @@ N seeded episodes, the same for a uniform random policy (Gato §6's 0% reference
 the expert's generation speed (episodes/s, one process, no rendering).
 
     .venv/bin/python benchmarks/measure_experts.py                       # all control domains, 20 episodes
-    .venv/bin/python benchmarks/measure_experts.py --domains babyai --include-excluded
+    .venv/bin/python benchmarks/measure_experts.py --domains babyai --domain-option include_excluded=True
     .venv/bin/python benchmarks/measure_experts.py --domains metaworld --episodes 20 --json out.json
 
 Prints a Markdown table (and writes JSON with --json). Tasks run in parallel over --jobs
@@ -30,43 +30,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-import gatolab.envs as genv  # noqa: E402
-from gatolab.envs.base import rollout  # noqa: E402
+import gatolab as gl  # noqa: E402
+from gatolab.domains.base import ExpertError, rollout  # noqa: E402
+from gatolab.train.run import parse_overrides  # noqa: E402
 
 RANDOM_SEED_OFFSET = 10_000
 
 
-def _make(domain_name: str, task: str):
-    """(env, expert, random policy, success defined?) — excluded BabyAI levels included on request."""
-    domain = genv.get_domain(domain_name)
-    if domain_name == "babyai" and task not in domain.tasks():
-        from gatolab.envs import babyai
-
-        env = babyai.BabyAITaskEnv(task, babyai.babyai_spec(task))
-        return env, babyai.BabyAIExpert(), genv.common.random_policy_for(env.spec, 0), True
-    env = domain.make(task)
-    has_success = domain.defines_success(task) if hasattr(domain, "defines_success") else True
-    return env, domain.expert(task), None, has_success
-
-
-def measure_task(args: tuple[str, str, int, int]) -> dict:
-    domain_name, task, n_expert, n_random = args
-    domain = genv.get_domain(domain_name)
-    env, expert, random_policy, has_success = _make(domain_name, task)
+def measure_task(args: tuple[str, dict, str, int, int]) -> dict:
+    domain_name, options, task, n_expert, n_random = args
+    domain = gl.domains.get(domain_name, **options)
+    env, expert, has_success = domain.make(task), domain.expert(task), domain.defines_success(task)
     out = {"domain": domain_name, "task": task, "has_success": has_success}
     with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints "Sampling rejected" lines
         for label, n, offset in (("expert", n_expert, 0), ("random", n_random, RANDOM_SEED_OFFSET)):
             returns, successes, lengths, timeouts = [], [], [], 0
             t0 = time.perf_counter()
             for i in range(n):
-                policy = expert if label == "expert" else (random_policy or domain.random_policy(task, seed=offset + i))
-                if label == "random" and random_policy is not None:
-                    policy = genv.common.random_policy_for(env.spec, offset + i)
+                policy = expert if label == "expert" else domain.random_policy(task, seed=offset + i)
                 try:
-                    ep, _ = rollout(env, policy, seed=offset + i)
-                except RuntimeError as e:  # BabyAI's BotError (incl. BotTimeout): a failed episode
-                    if type(e).__name__ not in ("BotError", "BotTimeout"):
-                        raise
+                    ep = rollout(env, policy, seed=offset + i).episode
+                except ExpertError:  # e.g. BabyAI's bot over its budget: a failed episode
                     timeouts += 1
                     returns.append(0.0)
                     successes.append(False)
@@ -98,25 +82,25 @@ def _fmt(x, pct=False):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--domains", nargs="+", default=["classic", "babyai", "metaworld"])
+    p.add_argument("--domains", nargs="+", default=None, help="default: every control domain")
     p.add_argument("--tasks", nargs="*", default=None, help="only these tasks")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--random-episodes", type=int, default=None, help="default: same as --episodes")
-    p.add_argument("--include-excluded", action="store_true", help="BabyAI: also measure EXCLUDED_LEVELS and Debug levels")
+    p.add_argument("--domain-option", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="keyword options for the domains' constructors, e.g. include_excluded=True (BabyAI's left-out levels)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     n_random = a.episodes if a.random_episodes is None else a.random_episodes
+    a.domains = a.domains or gl.domains.control_names()
+    options = parse_overrides(a.domain_option)
 
     work = []
     for name in a.domains:
-        domain = genv.get_domain(name)
-        tasks = domain.tasks()
-        if name == "babyai" and a.include_excluded:
-            tasks = genv.babyai.all_registered_levels()
+        tasks = gl.domains.get(name, **options).tasks()
         if a.tasks:
             tasks = [t for t in tasks if t in a.tasks]
-        work += [(name, t, a.episodes, n_random) for t in tasks]
+        work += [(name, options, t, a.episodes, n_random) for t in tasks]
 
     t0 = time.time()
     rows = []

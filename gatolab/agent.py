@@ -3,9 +3,13 @@
     model, tokenizer, meta = gl.train.load_model("runs/demo/train")
     agent = gl.agent.GatoAgent(model, tokenizer, gl.agent.AgentConfig(prompt="start"),
                                prompts=gl.agent.PromptBank(["data/classic"]))
-    env = gl.envs.get_domain("classic").make("CartPole-v1", render=True)
+    env = gl.domains.get("classic").make("CartPole-v1", render=True)
     trace = gl.agent.run_episode(agent, env, seed=2_000_000, render=True)
     trace.total_return, trace.frames.shape, trace.latency_ms
+
+The agent is a `gl.domains.EpisodicPolicy`: the one rollout loop (`gl.domains.rollout`)
+that runs experts and the random policy runs it too; `run_episode` adds what it recorded
+at each step (the chosen tokens and their probabilities) to the rollout.
 
 One environment step of deployment:
   observation -> `GatoTokenizer.tokenize_observation` (ends with '|') -> `Decoder.observe`
@@ -44,12 +48,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import jax
 import numpy as np
+from flax import nnx
 
+from gatolab.data.storage import EpisodeDataset
+from gatolab.domains import registry
+from gatolab.domains.base import Domain, Step, TaskEnv, rollout
 from gatolab.episode import Episode
 from gatolab.gato_tokenizer import GatoTokenizer
+from gatolab.model.decode import Decoder, restricted_logits
 from gatolab.sequence import TokenSequence
 from gatolab.specs import EnvSpec
+from gatolab.train.checkpoint import load_model
 
 PromptKind = Literal["start", "end", "none"]
 PROMPT_KINDS = ("start", "end", "none")
@@ -108,8 +119,6 @@ class PromptBank:
     """
 
     def __init__(self, data: Sequence[str | os.PathLike] = (), run_expert: bool = True):
-        from gatolab.data.storage import EpisodeDataset
-
         self.datasets = [EpisodeDataset(p) for p in data]
         self.run_expert = run_expert
         self._made: dict[str, Episode] = {}
@@ -117,7 +126,7 @@ class PromptBank:
     def has_stored(self, task: str) -> bool:
         return any(task in ds.tasks for ds in self.datasets)
 
-    def episode(self, domain, task: str, seed: int = 0) -> Episode:
+    def episode(self, task: str, seed: int = 0) -> Episode:
         """A successful demonstration of `task` (chosen by `seed` among the successful ones)."""
         for ds in self.datasets:
             if task not in ds.tasks:
@@ -131,19 +140,17 @@ class PromptBank:
             raise ValueError(f"PromptBank: no stored demonstration of task {task!r} (datasets: "
                              f"{[str(ds.path) for ds in self.datasets]}) and run_expert=False")
         if task not in self._made:
-            self._made[task] = _expert_demonstration(domain, task)
+            self._made[task] = _expert_demonstration(registry.get(registry.owner(task)), task)
         return self._made[task]
 
 
-def _expert_demonstration(domain, task: str, tries: int = 5) -> Episode:
+def _expert_demonstration(domain: Domain, task: str, tries: int = 5) -> Episode:
     """Runs the domain's expert until an episode succeeds (or the best of `tries`)."""
-    from gatolab.envs.base import rollout
-
     env = domain.make(task, seed=PROMPT_SEED)
     try:
         best = None
         for i in range(tries):
-            ep, _ = rollout(env, domain.expert(task), seed=PROMPT_SEED + i)
+            ep = rollout(env, domain.expert(task), seed=PROMPT_SEED + i).episode
             if ep.metadata.get("success"):
                 return ep
             if best is None or ep.total_return > best.total_return:
@@ -189,7 +196,11 @@ class StepInfo:
 
 
 class GatoAgent:
-    """A Gato model acting in one environment at a time (Gato §2.4).
+    """A Gato model acting in one environment at a time (Gato §2.4), as an `EpisodicPolicy`.
+
+    `rollout(env, agent, seed)` calls `agent.reset(env, seed)` (empty cache, prompt, a
+    sampling generator seeded by `seed`) and then `agent(env, observation)` per step; each
+    step's tokens and probabilities are in `agent.last_step`.
 
     Args:
       model: a `gl.model.Gato`.
@@ -200,21 +211,19 @@ class GatoAgent:
 
     def __init__(self, model, tokenizer: GatoTokenizer, config: AgentConfig = AgentConfig(),
                  prompts: PromptBank | None = None):
-        from gatolab.model.decode import Decoder
-
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.prompts = prompts if prompts is not None else PromptBank()
         self.decoder = Decoder(model, capacity=config.context, overflow=config.overflow, vocab=tokenizer.vocab)
         self.spec: EnvSpec | None = None
         self.t = 0
         self.prompt_tokens = 0
+        self.rng = np.random.default_rng(0)
+        self.last_step: StepInfo | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, config: AgentConfig = AgentConfig(),
                         data: Sequence[str | os.PathLike] | None = None, step: int | None = None) -> GatoAgent:
         """Loads a checkpoint; demonstrations come from `data` (default: the run's own datasets)."""
-        from gatolab.train import load_model
-
         if not Path(path).exists():
             raise ValueError(f"checkpoint {str(path)!r} does not exist")
         model, tokenizer, meta = load_model(path, step=step)
@@ -228,15 +237,17 @@ class GatoAgent:
     def prompt_budget(self) -> int:
         return int(min(self.config.prompt_tokens, self.config.prompt_fraction * self.decoder.capacity))
 
-    def reset(self, domain, task: str, spec: EnvSpec, seed: int = 0) -> None:
-        """Starts an episode: empties the cache and feeds the prompt (if any)."""
+    def reset(self, env: TaskEnv, seed: int = 0) -> None:
+        """Starts an episode of `env`: empties the cache, feeds the prompt (if any), and seeds
+        the sampling generator with `seed` (the demonstration is chosen by `seed` too)."""
         self.decoder.reset()
-        self.spec, self.t, self.prompt_tokens = spec, 0, 0
-        self.ranges = self.tokenizer.action_token_ranges(spec)
+        self.spec, self.t, self.prompt_tokens, self.last_step = env.spec, 0, 0, None
+        self.ranges = self.tokenizer.action_token_ranges(env.spec)
+        self.rng = np.random.default_rng([seed, 17])
         if self.config.prompt == "none" or self.prompt_budget <= 0:
             return
-        demo = self.prompts.episode(domain, task, seed=seed)
-        prompt = prompt_sequence(self.tokenizer, demo, spec, self.config.prompt, self.prompt_budget)
+        demo = self.prompts.episode(env.task, seed=seed)
+        prompt = prompt_sequence(self.tokenizer, demo, env.spec, self.config.prompt, self.prompt_budget)
         if prompt is not None:
             self.decoder.prefill(prompt)
             self.prompt_tokens = len(prompt)
@@ -244,7 +255,7 @@ class GatoAgent:
     def act(self, observation: dict[str, Any], rng: np.random.Generator) -> StepInfo:
         """Tokenizes `observation`, samples the action token by token, decodes it."""
         if self.spec is None:
-            raise ValueError("GatoAgent.act: call reset(domain, task, spec) first")
+            raise ValueError("GatoAgent.act: call reset(env, seed) first")
         t0 = time.perf_counter()
         dec = self.decoder
         dec.observe(self.tokenizer.tokenize_observation(observation, self.spec, timestep=self.t))
@@ -261,6 +272,11 @@ class GatoAgent:
         action = self.tokenizer.decode_action(ids, self.spec)
         self.t += 1
         return StepInfo(action, ids, probs, first, time.perf_counter() - t0)
+
+    def __call__(self, env: TaskEnv, observation: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The `Policy` step: `act` with the episode's generator; the step is kept in `last_step`."""
+        self.last_step = self.act(observation, self.rng)
+        return self.last_step.action
 
 
 def _legal_probs(dec, lo: int, hi: int, temperature: float) -> np.ndarray:
@@ -281,11 +297,6 @@ def _probs_fn(graphdef) -> Callable:
     (one per network, so calls do not hash the graph definition)."""
     key = id(graphdef)
     if key not in _PROBS:
-        import jax
-        from flax import nnx
-
-        from gatolab.model.decode import restricted_logits
-
         @functools.partial(jax.jit, static_argnames=("width",))
         def probs(state, h, lo, hi, temperature, *, width):
             model = nnx.merge(graphdef, state)
@@ -326,9 +337,9 @@ class EpisodeTrace:
         return float(np.median(self.step_seconds) * 1e3) if len(self.step_seconds) else float("nan")
 
 
-def run_episode(agent: GatoAgent, env, domain, seed: int = EVAL_SEED, render: bool = False, max_steps: int | None = None,
+def run_episode(agent: GatoAgent, env: TaskEnv, seed: int = EVAL_SEED, render: bool = False, max_steps: int | None = None,
                 on_step: Callable[[int, np.ndarray | None, StepInfo, float], None] | None = None) -> EpisodeTrace:
-    """Runs `agent` for one episode of `env` (a `TaskEnv` of `domain`).
+    """Runs `agent` for one episode of `env` through `gl.domains.rollout`, keeping each step's tokens.
 
     Args:
       seed: the environment's reset seed (also picks the demonstration and the sampling RNG).
@@ -336,37 +347,21 @@ def run_episode(agent: GatoAgent, env, domain, seed: int = EVAL_SEED, render: bo
       max_steps: cap on steps (default the environment's own limit).
       on_step: called as on_step(t, frame, step_info, return_so_far) after each step (live widgets).
     """
-    agent.reset(domain, env.task, env.spec, seed=seed)
-    rng = np.random.default_rng([seed, 17])
-    obs = env.reset(seed=seed)
-    frames = [env.render()] if render else []
-    rewards, ids, probs, dists, secs = [], [], [], [], []
-    success, defines_success = False, False
-    for t in range(max_steps or env.max_steps):
-        info_step = agent.act(obs, rng)
-        obs, reward, terminated, truncated, info = env.step(info_step.action)
-        rewards.append(float(reward))
-        ids.append(info_step.ids)
-        probs.append(info_step.probs)
-        dists.append(info_step.first_dist)
-        secs.append(info_step.seconds)
-        if "success" in info:
-            defines_success = True
-            success = success or bool(info["success"])
-        frame = env.render() if render else None
-        if render:
-            frames.append(frame)
+    steps: list[StepInfo] = []
+
+    def record(step: Step) -> None:
+        steps.append(agent.last_step)
         if on_step is not None:
-            on_step(t, frame, info_step, float(np.sum(rewards)))
-        if terminated or truncated:
-            break
+            on_step(step.t, step.frame, agent.last_step, step.return_so_far)
+
+    result = rollout(env, agent, seed=seed, max_steps=max_steps, render=render, record=False, on_step=record)
     n_tok = len(agent.ranges)
     return EpisodeTrace(
-        task=env.task, seed=seed, total_return=float(np.sum(rewards)), length=len(rewards),
-        success=success if defines_success else None, rewards=np.asarray(rewards, np.float64),
-        action_ids=np.asarray(ids, np.int32).reshape(-1, n_tok), action_probs=np.asarray(probs).reshape(-1, n_tok),
-        first_token_dists=dists, step_seconds=np.asarray(secs), prompt_tokens=agent.prompt_tokens,
-        frames=np.stack(frames) if render and frames and frames[0] is not None else None)
+        task=env.task, seed=seed, total_return=result.total_return, length=result.length, success=result.success,
+        rewards=result.rewards, action_ids=np.asarray([s.ids for s in steps], np.int32).reshape(-1, n_tok),
+        action_probs=np.asarray([s.probs for s in steps]).reshape(-1, n_tok),
+        first_token_dists=[s.first_dist for s in steps], step_seconds=np.asarray([s.seconds for s in steps]),
+        prompt_tokens=agent.prompt_tokens, frames=result.frames)
 
 
 def play(agent: GatoAgent, domain: str, task: str, seed: int = EVAL_SEED, render: bool = True,
@@ -375,14 +370,13 @@ def play(agent: GatoAgent, domain: str, task: str, seed: int = EVAL_SEED, render
 
     The headless twin of the rollout widget (notebook 05): what it shows, this returns.
     """
-    from gatolab import envs
-
-    dom = envs.get_domain(domain)
-    if dom.kind != "control":
-        raise ValueError(f"play: domain {domain!r} has no environment (kind {dom.kind!r}); expected a control domain")
+    if registry.entry(domain).kind != "control":
+        raise ValueError(f"play: domain {domain!r} has no environment (kind {registry.entry(domain).kind!r}); "
+                         f"expected a control domain ({', '.join(registry.control_names())})")
+    dom = registry.get(domain)
     dom.check_task(task)
     env = dom.make(task, seed=seed, render=render)
     try:
-        return run_episode(agent, env, dom, seed=seed, render=render, max_steps=max_steps, on_step=on_step)
+        return run_episode(agent, env, seed=seed, render=render, max_steps=max_steps, on_step=on_step)
     finally:
         env.close()

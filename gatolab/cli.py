@@ -14,8 +14,8 @@ _REGISTRARS = [
     "gatolab.cli:_add_text",
     "gatolab.data.cli:add_cli",
     "gatolab.train.run:add_cli",
-    "gatolab.evaluate:add_cli",
-    "gatolab.experts.cli:add_cli",
+    "gatolab.evaluate.cli:add_cli",
+    "gatolab.domains.cli:add_cli",
 ]
 
 

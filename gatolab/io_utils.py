@@ -1,10 +1,22 @@
-"""Atomic file writes: a reader never sees a half-written file, a crash never loses the old one."""
+"""Writing artefacts safely, and what they record about the software that wrote them.
+
+- `atomic_write_bytes` / `_text` / `_json`: a reader never sees a half-written file, a
+  crash never loses the old one.
+- `atomic_directory`: a folder (a dataset shard, an imported dataset, a trained expert)
+  is built in a hidden temporary sibling and renamed into place only when complete.
+- `package_versions`: the versions a dataset manifest or an expert records.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import json
 import os
+import platform
+import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +44,58 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Makes a rename inside folder `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_directory(final: str | os.PathLike, *, replace: bool = False, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yields an empty hidden folder beside `final`; renames it to `final` when the block ends.
+
+    The folder is `.<name>.<random><suffix>` in `final`'s parent (so a cleanup can glob for
+    leftovers of an interrupted write), and the rename is the commit point: readers see
+    the whole folder or none of it. If the block raises, the temporary folder is removed
+    and `final` is untouched. An existing `final` is replaced only with `replace=True`
+    (moved aside first, deleted after the rename); otherwise its appearance during the
+    write is a ValueError. Callers fsync the files they write inside the folder.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=suffix))
+    try:
+        yield tmp
+        old = None
+        if final.exists():
+            if not replace:
+                raise ValueError(f"{final} appeared while it was being written; not overwriting it")
+            old = final.with_name(f".{final.name}.old.{os.getpid()}")
+            os.replace(final, old)
+        os.rename(tmp, final)
+        fsync_dir(final.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# Packages whose versions decide what a domain generates; recorded in dataset manifests.
+DATA_PACKAGES = ("gymnasium", "minigrid", "metaworld", "mujoco", "minari", "h5py", "numpy", "sentencepiece")
+
+
+def package_versions(packages: Sequence[str] = DATA_PACKAGES) -> dict[str, str]:
+    """Python's and gatolab's versions, and those of `packages` that are installed."""
+    out = {"python": platform.python_version()}
+    for pkg in ("gatolab", *packages):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out

@@ -72,7 +72,7 @@ tokenizer = gl.testing.tiny_tokenizer() if SMOKE else gl.GatoTokenizer(gl.Tokeni
 
 # %% [markdown]
 # ## 1. Generate
-# Each domain's expert runs in its real environment (`gatolab.envs`); episodes go to Minari-format
+# Each domain's expert runs in its real environment (`gatolab.domains`); episodes go to Minari-format
 # HDF5 shards with SHA-256 checksums, written atomically. Re-running this cell resumes: complete shards
 # are verified and skipped.
 
@@ -118,19 +118,21 @@ vizd.return_distributions(cards)
 # One BabyAI episode (the bot) and one Meta-World episode (the scripted policy), rendered as videos.
 
 # %%
-babyai = gl.envs.get_domain("babyai")
+babyai = gl.domains.get("babyai")
 bt = TASKS["babyai"][0]
-ep_b, frames_b = gl.envs.rollout(babyai.make(bt, seed=SEED, render=True), babyai.expert(bt), seed=SEED, render=True)
+run_b = gl.domains.rollout(babyai.make(bt, seed=SEED, render=True), babyai.expert(bt), seed=SEED, render=True)
+ep_b = run_b.episode
 print(bt, "mission:", ep_b.observations["mission"][0], "| return", round(ep_b.total_return, 3), "| steps", len(ep_b))
-vizd.show_video(frames_b, fps=4, title=bt)
+gl.viz.video.show_video(run_b.frames, fps=4, title=bt)
 
 # %%
-mw = gl.envs.get_domain("metaworld")
+mw = gl.domains.get("metaworld")
 mt = TASKS["metaworld"][0]
-ep_m, frames_m = gl.envs.rollout(mw.make(mt, seed=SEED, render=True), mw.expert(mt), seed=SEED, render=True,
-                                 max_steps=150 if SMOKE else None)
+run_m = gl.domains.rollout(mw.make(mt, seed=SEED, render=True), mw.expert(mt), seed=SEED, render=True,
+                           max_steps=150 if SMOKE else None)
+ep_m = run_m.episode
 print(mt, "| return", round(ep_m.total_return, 1), "| success", ep_m.metadata["success"], "| steps", len(ep_m))
-vizd.show_video(frames_m[::2], fps=20, title=mt)
+gl.viz.video.show_video(run_m.frames[::2], fps=20, title=mt)
 
 # %% [markdown]
 # ### The second wave: Sokoban, MinAtar, Atari, Procgen, DM Control
@@ -145,12 +147,12 @@ SHOWCASE = {"sokoban": "Sokoban-7x7-2box", "minatar": "Breakout-MinAtar", "atari
             "dmc": "cartpole-swingup"}
 showcase = {}
 for dname, task in SHOWCASE.items():
-    dom = gl.envs.get_domain(dname)
-    ep, frames = gl.envs.rollout(dom.make(task, seed=SEED, render=True), dom.expert(task), seed=SEED, render=True,
-                                 max_steps=SHOW_STEPS)
-    showcase[task] = {"return": ep.total_return, "steps": len(ep), "frames": int(len(frames))}
-    print(f"{dname}: {task} | return {ep.total_return:.1f} | steps {len(ep)}")
-    vizd.show_video(frames, fps={"sokoban": 8, "dmc": 30}.get(dname, 15), title=task)
+    dom = gl.domains.get(dname)
+    run = gl.domains.rollout(dom.make(task, seed=SEED, render=True), dom.expert(task), seed=SEED, render=True,
+                             max_steps=SHOW_STEPS)
+    showcase[task] = {"return": run.total_return, "steps": run.length, "frames": int(len(run.frames))}
+    print(f"{dname}: {task} | return {run.total_return:.1f} | steps {run.length}")
+    gl.viz.video.show_video(run.frames, fps={"sokoban": 8, "dmc": 30}.get(dname, 15), title=task)
 
 # %% [markdown]
 # The RL experts' training curves: the return of the episodes finished between log points, with the
@@ -183,7 +185,8 @@ vizd.mixture_check_figure(emp)
 # %%
 it = mix.iterator(BATCH_SIZE)
 batch = next(it)
-print({k: v.shape for k, v in batch.items() if k in ("ids", "patches", "loss_mask", "prompt_mask", "dataset_id")})
+print({"ids": batch.tokens.ids.shape, "patches": batch.tokens.patches.shape, "loss_mask": batch.tokens.loss_mask.shape,
+       "prompt_mask": batch.info.prompt_mask.shape, "dataset_id": batch.info.dataset_id.shape})
 vizd.batch_figure(batch, mix)
 
 # %% [markdown]
@@ -203,10 +206,10 @@ metrics = {
     "video_frames": {"babyai": int(len(frames_b)), "metaworld": int(len(frames_m))},
     "showcase": showcase,
     "experts": {m["task"]: {k: v for k, v in m["evaluation"].items() if k.endswith("_mean")} for m in expert_metas},
-    "batch_shape": list(batch["ids"].shape),
-    "batch_prompt_rows": int((batch["prompt_kind"] > 0).sum()),
-    "batch_loss_on_prompt": int((batch["loss_mask"] & batch["prompt_mask"]).sum()),
-    "batch_valid_tokens": int(batch["valid"].sum()),
+    "batch_shape": list(batch.tokens.ids.shape),
+    "batch_prompt_rows": int((batch.info.prompt_kind > 0).sum()),
+    "batch_loss_on_prompt": int((batch.tokens.loss_mask & batch.info.prompt_mask).sum()),
+    "batch_valid_tokens": int(batch.tokens.valid.sum()),
     "mixture": emp,
     "tokens_per_s": tp["tokens_per_s"],
 }

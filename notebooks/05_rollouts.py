@@ -65,7 +65,7 @@ print(agent.checkpoint, "| prompt budget:", agent.prompt_budget, "tokens | conte
 trace = gl.agent.play(agent, DOMAIN, TASK, seed=SEED, render=True, max_steps=MAX_STEPS)
 print(f"return {trace.total_return:.2f} in {trace.length} steps, success {trace.success}, "
       f"prompt {trace.prompt_tokens} tokens, {trace.latency_ms:.1f} ms per step (median)")
-gl.viz.rollouts.show_video(trace.frames, title=f"{TASK} seed {SEED}")
+gl.viz.video.show_video(trace.frames, title=f"{TASK} seed {SEED}")
 
 # %%
 gl.viz.rollouts.trace_figure(trace)

@@ -84,7 +84,7 @@ for domain in sorted({r["domain"] for r in results.rows if r.get("domain")}):
     task = next(r["task"] for r in results.rows if r["domain"] == domain)
     tr = gl.agent.play(agent, domain, task, render=True, max_steps=VIDEO_STEPS)
     videos[domain] = tr.length
-    gl.viz.rollouts.show_video(tr.frames, title=f"{domain}: {task}, return {tr.total_return:.2f}")
+    gl.viz.video.show_video(tr.frames, title=f"{domain}: {task}, return {tr.total_return:.2f}")
 
 # %% [markdown]
 # ## Text and vision-language
@@ -97,16 +97,16 @@ for lang in demo["language"]:
           f"perplexity {lang['perplexity']:.1f}, next-token accuracy {100 * lang['next_token_accuracy']:.1f}%")
 
 # %%
-vl = gl.envs.get_domain("vision_language")
+vl = gl.domains.get("vision_language")
 episode = next(vl.generate("shapes_captions", 1, seed=gl.agent.EVAL_SEED))
 image, truth = episode.observations["image"][0], episode.observations["text"][0]
 caption = gl.evaluate.complete_text(agent.model, agent.tokenizer, vl.spec("shapes_captions"), {"image": image, "text": ""})
-gl.viz.rollouts.show_image(image, title="held-out scene")
+gl.viz.video.show_image(image, title="held-out scene")
 print("true caption:   ", truth)
 print("model's caption:", caption)
 
 # %%
-text_domain = gl.envs.get_domain("text")
+text_domain = gl.domains.get("text")
 paragraph = next(text_domain.generate(text_domain.tasks()[0], 1, seed=gl.agent.EVAL_SEED)).observations["text"][0]
 prefix = " ".join(paragraph.split()[:8])
 continuation = gl.evaluate.complete_text(agent.model, agent.tokenizer, text_domain.spec(text_domain.tasks()[0]),

@@ -16,7 +16,7 @@ def model_and_tokenizer():
 
 @pytest.fixture(scope="module")
 def classic():
-    return gl.envs.get_domain("classic")
+    return gl.domains.get("classic")
 
 
 def test_prompt_sequence_start_end_whole_timesteps(model_and_tokenizer, classic):
@@ -42,11 +42,11 @@ def test_greedy_action_matches_decoder_argmax(model_and_tokenizer, classic):
     spec = classic.spec("Pendulum-v1")  # one continuous action token
     agent = ga.GatoAgent(model, tok, ga.AgentConfig(prompt="start", temperature=0.0))
     env = classic.make("Pendulum-v1")
-    agent.reset(classic, "Pendulum-v1", spec, seed=5)
+    agent.reset(env, seed=5)
     obs = env.reset(seed=5)
     step = agent.act(obs, np.random.default_rng(0))
     ref = Decoder(model, vocab=tok.vocab)
-    demo = agent.prompts.episode(classic, "Pendulum-v1", seed=5)
+    demo = agent.prompts.episode("Pendulum-v1", seed=5)
     ref.prefill(ga.prompt_sequence(tok, demo, spec, "start", agent.prompt_budget))
     ref.observe(tok.tokenize_observation(obs, spec, timestep=0))
     want = ref.sample_action(tok.action_token_ranges(spec), temperature=0.0)
@@ -62,7 +62,7 @@ def test_run_episode_trace(model_and_tokenizer, classic):
     agent = ga.GatoAgent(model, tok, ga.AgentConfig(prompt="end", temperature=1.0))
     env = classic.make("CartPole-v1", render=True)
     seen = []
-    tr = ga.run_episode(agent, env, classic, seed=ga.EVAL_SEED, render=True, max_steps=25,
+    tr = ga.run_episode(agent, env, seed=ga.EVAL_SEED, render=True, max_steps=25,
                         on_step=lambda t, frame, info, ret: seen.append((t, frame.shape, ret)))
     env.close()
     assert 1 <= tr.length <= 25 and len(seen) == tr.length
@@ -79,9 +79,9 @@ def test_sampling_is_seeded(model_and_tokenizer, classic):
     model, tok = model_and_tokenizer
     agent = ga.GatoAgent(model, tok, ga.AgentConfig(prompt="none", temperature=1.0))
     env = classic.make("Acrobot-v1")
-    a = ga.run_episode(agent, env, classic, seed=7, max_steps=30)
-    b = ga.run_episode(agent, env, classic, seed=7, max_steps=30)
-    c = ga.run_episode(agent, env, classic, seed=8, max_steps=30)
+    a = ga.run_episode(agent, env, seed=7, max_steps=30)
+    b = ga.run_episode(agent, env, seed=7, max_steps=30)
+    c = ga.run_episode(agent, env, seed=8, max_steps=30)
     env.close()
     assert a.prompt_tokens == 0
     np.testing.assert_array_equal(a.action_ids, b.action_ids)
@@ -94,10 +94,10 @@ def test_prompt_bank_uses_stored_successful_episodes(tmp_path, classic):
     ds = bank.datasets[0]
     best = ds.episode_return.max()
     for s in range(4):
-        ep = bank.episode(classic, "MountainCar-v0", seed=s)
+        ep = bank.episode("MountainCar-v0", seed=s)
         assert ep.total_return >= best - 0.2 * abs(best)
     with pytest.raises(ValueError, match="no stored demonstration"):
-        bank.episode(classic, "CartPole-v1")
+        bank.episode("CartPole-v1")
 
 
 def test_bad_input(model_and_tokenizer, tmp_path):

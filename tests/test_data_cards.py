@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import gatolab as gl
 from gatolab import cli, testing
 from gatolab.data import cards, mixture
 from gatolab.data import generation as gen
@@ -74,7 +75,7 @@ def test_cli_card(toy_dir, tmp_path, capsys):
 
 
 def test_committed_cards_cover_the_default_datasets_and_are_regenerable(tmp_path):
-    names = set(mixture.DEFAULT_WEIGHTS)
+    names = set(gl.domains.default_weights())
     for n in names:
         card = json.loads((REPO_CARDS / f"{n}.json").read_text())
         assert (REPO_CARDS / f"{n}.md").exists() and card["num_episodes"] > 0 and card["num_tokens"] > 0

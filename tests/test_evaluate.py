@@ -52,7 +52,7 @@ def random_agent():
 
 
 def test_evaluate_writes_results_and_survives_a_crashing_env(random_agent, tmp_path, monkeypatch):
-    from gatolab.envs.classic import ClassicDomain
+    from gatolab.domains.classic import ClassicDomain
 
     real_make = ClassicDomain.make
 

@@ -18,7 +18,7 @@ _ATTRS = {
     "EpisodeDataset": "storage", "read_shard": "storage", "write_shard": "storage", "verify_shard": "storage",
     "generate": "generation",
     "write_card": "cards", "write_summary": "cards", "measure_returns": "cards",
-    "Mixture": "mixture", "MixtureConfig": "mixture", "DEFAULT_WEIGHTS": "mixture", "filter_episodes": "mixture",
+    "Mixture": "mixture", "MixtureConfig": "mixture", "default_weight_share": "mixture", "filter_episodes": "mixture",
     "expert_return": "mixture",
 }
 _MODULES = ("storage", "generation", "cards", "mixture", "toy", "cli", "importers")

@@ -18,10 +18,8 @@ size or episode count) is an error rather than a silent mix of two runs.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import importlib.metadata
 import multiprocessing
 import os
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,34 +27,15 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from gatolab import io_utils
 from gatolab.data import storage
-from gatolab.envs.base import Domain
-
-# Packages whose versions decide what a domain generates; recorded in the manifest.
-_VERSION_PACKAGES = ("gymnasium", "minigrid", "metaworld", "mujoco", "minari", "h5py", "numpy", "sentencepiece")
-
-
-def package_versions(packages: Sequence[str] = _VERSION_PACKAGES) -> dict[str, str]:
-    """Python's and gatolab's versions, and those of `packages` that are installed."""
-    out = {"python": platform.python_version()}
-    for pkg in ("gatolab", *packages):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
+from gatolab.domains import registry
+from gatolab.domains.base import Domain
 
 
 def resolve_domain(domain: str | Domain) -> Domain:
-    if isinstance(domain, Domain):
-        return domain
-    if domain == "toy":  # the test/smoke domain lives with the data stage, not in the envs registry
-        from gatolab.data.toy import ToyDomain
-
-        return ToyDomain()
-    from gatolab import envs
-
-    return envs.get_domain(domain)
+    """A `Domain` as given, or the registered one of that name."""
+    return domain if isinstance(domain, Domain) else registry.get(domain)
 
 
 @dataclass(frozen=True)
@@ -86,9 +65,8 @@ def plan(tasks: Sequence[str], episodes: int, shard_size: int, seed: int) -> lis
     return units
 
 
-def _run_unit(domain: str | Domain, unit: Unit, out: str, progress=None) -> dict[str, Any]:
-    """Generates one unit's episodes and writes its shard (runs in a worker process)."""
-    dom = resolve_domain(domain)
+def _run_unit(dom: Domain, unit: Unit, out: str, progress=None) -> dict[str, Any]:
+    """Generates one unit's episodes and writes its shard (runs in a worker process: `dom` is pickled)."""
     spec = dom.spec(unit.task)
     episodes = []
     for ep in dom.generate(unit.task, unit.num_episodes, seed=unit.seed):
@@ -124,7 +102,7 @@ def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[st
     """Generates (or resumes) a dataset of expert episodes for `domain`.
 
     Args:
-      domain: a registered domain name ("classic", "babyai", ...) or a `Domain`.
+      domain: a registered domain name (`gl.domains.names()`) or a `Domain`.
       out: the root folder; the dataset goes to `out/<dataset_name>`.
       tasks: which tasks (default: all of the domain's tasks).
       episodes: episodes per task.
@@ -164,7 +142,7 @@ def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[st
         else:
             ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked simulator/GL state
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = {pool.submit(_run_unit, domain, u, str(ds_dir)): u for u in todo}
+                futures = {pool.submit(_run_unit, dom, u, str(ds_dir)): u for u in todo}
                 for fut in cf.as_completed(futures):
                     bar.update(fut.result()["num_episodes"])
     finally:
@@ -176,7 +154,7 @@ def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[st
         "domain_class": type(dom).__qualname__,
         "generation": {"episodes_per_task": episodes, "seed": seed, "shard_size": shard_size,
                        "seed_rule": "episode i of each task uses seed + i (Domain.generate)"},
-        "versions": package_versions(),
+        "versions": io_utils.package_versions(),
     }
     experts = {t: rec for t in tasks if (rec := dom.expert_record(t)) is not None}
     if experts:  # trained experts: which parameters made the data, and how strong they measured

@@ -22,7 +22,7 @@ Layout of one dataset (one domain, e.g. "classic"):
 
 Deviations from Minari's conventions, stated rather than hidden:
 - Observations hold T rows (the observations the policy acted on), not Minari's T + 1:
-  `gatolab.envs.rollout` does not keep the final observation and we do not invent one.
+  `gatolab.domains.rollout` does not keep the final observation and we do not invent one.
 - Episodes from `rollout` do not record whether they ended by termination or by the
   time limit; unless the episode metadata has "terminated"/"truncated", the last step
   is marked `truncations[-1] = True` ("the recording ends here") and the episode attribute
@@ -49,7 +49,6 @@ import os
 import re
 import shutil
 import string
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -208,6 +207,7 @@ def write_shard(path: str | os.PathLike, spec: EnvSpec, episodes: Sequence[Episo
       ValueError: if the shard already exists, `episodes` is empty, or an episode's
         fields do not match `spec`.
     """
+    import minari  # optional (the envs extra): loaded by the functions that touch shard files only
     from minari.dataset.minari_storage import MinariStorage
 
     path = Path(path).absolute()  # Minari joins relative data paths twice
@@ -222,9 +222,7 @@ def write_shard(path: str | os.PathLike, spec: EnvSpec, episodes: Sequence[Episo
                 f"shard {path}: episode {i} has observation fields {sorted(obs_keys)} and action fields {sorted(act_keys)}; "
                 f"spec {spec.name!r} expects {sorted(spec.observation)} and {sorted(spec.action)}"
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
+    with io_utils.atomic_directory(path) as tmp:  # the shard appears whole or not at all
         obs_space, act_space = spaces_for(spec)
         storage = MinariStorage.new(tmp, observation_space=obs_space, action_space=act_space, data_format="hdf5",
                                     jpeg_encoding=False)
@@ -236,8 +234,6 @@ def write_shard(path: str | os.PathLike, spec: EnvSpec, episodes: Sequence[Episo
                           "gatolab_metadata": json.dumps(_jsonable(dict(ep.metadata)), sort_keys=True)})
         storage.update_episodes(buffers)
         storage.update_episode_metadata(metas, range(len(episodes)))
-        import minari
-
         # MinariDataset(path) needs these two keys to open the folder without gatolab.
         storage.update_metadata({"dataset_id": dataset_id or _minari_id(path), "minari_version": minari.__version__,
                                  "algorithm_name": str((extra or {}).get("policy", "gatolab expert")),
@@ -258,15 +254,6 @@ def write_shard(path: str | os.PathLike, spec: EnvSpec, episodes: Sequence[Episo
             **({"extra": _jsonable(dict(extra))} if extra else {}),
         }
         io_utils.atomic_write_json(tmp / SHARD_SIDECAR, sidecar)
-        os.rename(tmp, path)  # atomic: the shard appears whole or not at all
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return sidecar
 
 

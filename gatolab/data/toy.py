@@ -5,8 +5,9 @@ steps left / 10) CONTINUOUS; action "move" DISCRETE {0: left, 1: stay, 2: right}
 by 0.1. Reward 1 on reaching |x| < 0.05 (then the episode ends), else -0.01 per step.
 The expert moves towards 0; the random policy picks uniformly. Nothing here is a Gato
 dataset: it exists so storage, resume and mixture tests run in milliseconds without a
-simulator, and it subclasses the real `gatolab.envs.base.Domain` interface so the code
-under test is the code real domains use.
+simulator, and it subclasses the real `gatolab.domains.base.Domain` interface so the code
+under test is the code real domains use. It is not a builtin domain: tests register
+`ENTRY` themselves (`with gl.domains.registered(toy.ENTRY): ...`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from gatolab.envs.base import Domain, Policy, TaskEnv
+from gatolab.domains.base import Domain, Policy, TaskEnv
+from gatolab.domains.registry import DomainEntry
 from gatolab.specs import EnvSpec, FieldSpec
 
 TOY_TASKS = ("reach-short", "reach-long")
@@ -54,6 +56,23 @@ class ReachEnv(TaskEnv):
         return img
 
 
+class ReachExpert:
+    """Moves towards 0."""
+
+    def __call__(self, env: TaskEnv, obs: dict[str, Any]) -> dict[str, np.ndarray]:
+        return {"move": np.int64(0 if obs["state"][0] > 0 else 2)}
+
+
+class ReachRandom:
+    """Uniform over the three moves."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, env: TaskEnv, obs: dict[str, Any]) -> dict[str, np.ndarray]:
+        return {"move": np.int64(self.rng.integers(0, 3))}
+
+
 class ToyDomain(Domain):
     """Two "reach" tasks. `fail_on=(task, seed)` makes `generate` raise when it reaches
     that episode (simulates a crash mid-run, for resume tests)."""
@@ -75,14 +94,27 @@ class ToyDomain(Domain):
         return ReachEnv(task, self.spec(task))
 
     def expert(self, task: str) -> Policy:
-        return lambda env, obs: {"move": np.int64(0 if obs["state"][0] > 0 else 2)}
+        return ReachExpert()
 
     def random_policy(self, task: str, seed: int = 0) -> Policy:
-        rng = np.random.default_rng(seed)
-        return lambda env, obs: {"move": np.int64(rng.integers(0, 3))}
+        return ReachRandom(seed)
 
     def generate(self, task: str, num_episodes: int, seed: int = 0):
         for i, ep in enumerate(super().generate(task, num_episodes, seed)):
             if self.fail_on is not None and (task, seed + i) == tuple(self.fail_on):
                 raise RuntimeError(f"toy domain: simulated crash at {self.fail_on}")
             yield ep
+
+
+ENTRY = DomainEntry(
+    name="toy",
+    factory=ToyDomain,
+    notes={
+        "what": "gatolab's toy 'reach' domain (gatolab/data/toy.py), for tests only.",
+        "expert": "Move towards the goal.",
+        "licence": "Apache-2.0 (gatolab).",
+        "use": "Tests and smoke runs of the data stage.",
+        "limits": "Not a benchmark.",
+    },
+    owns=lambda task: task in TOY_TASKS,
+)

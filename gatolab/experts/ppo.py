@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import linen as nn
+
+from gatolab.experts import store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -407,6 +410,8 @@ class PPOPolicy:
     generation run is reproducible.
     """
 
+    name = "PPO"  # what episode metadata records as the expert
+
     def __init__(self, params: Any, config: PPOConfig, num_actions: int,
                  features: Callable[[Any, dict], np.ndarray], greedy: bool = False, seed: int = 0,
                  action_field: str = "action"):
@@ -427,3 +432,17 @@ class PPOPolicy:
             p = np.exp(logits - logits.max())
             a = int(self._rng.choice(self.num_actions, p=p / p.sum()))
         return {self.action_field: np.asarray(a, np.int64)}
+
+
+def load_policy(task: str, num_actions: int, features: Callable[[Any, dict], np.ndarray], *,
+                root: str | os.PathLike | None = None, seed: int = 0, greedy: bool = False) -> PPOPolicy:
+    """The trained PPO expert of `task` from the experts store (gatolab/experts/store.py).
+
+    Raises:
+      FileNotFoundError: none trained (the message names the train command).
+      ValueError: corrupt files, or an expert that is not a PPO one.
+    """
+    params, meta = store.load_expert(task, root)
+    if meta.get("algo") != "ppo":
+        raise ValueError(f"expert {store.expert_path(task, root)} is a {meta.get('algo')!r} expert, not 'ppo'")
+    return PPOPolicy(params, PPOConfig.from_dict(meta["config"]), num_actions, features, greedy=greedy, seed=seed)

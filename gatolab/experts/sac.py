@@ -1,6 +1,6 @@
 """Soft Actor-Critic (Haarnoja et al. 2018) in plain JAX + optax: experts for continuous control.
 
-Used for the DM Control Suite experts (gatolab/envs/dmc.py); small enough to read in one go:
+Used for the DM Control Suite experts (gatolab/domains/dmc/recipe.py); small enough to read in one go:
 
 - actor: MLP (2 x 256, ReLU) -> mean and log-std of a Gaussian, squashed by tanh into
   [-1, 1]; log-std is mapped smoothly into [LOG_STD_MIN, LOG_STD_MAX] (as in pytorch_sac);
@@ -19,9 +19,9 @@ Acting (`SACPolicy`) is a NumPy forward pass of the actor's deterministic action
 tanh(mean): no JAX needed, picklable for worker processes.
 
 The expert kept is the actor snapshot with the best evaluation return on the curve
-(`keep_best`, evaluation episodes on seeds 10_000 + k); `train_expert` then measures it
-and a uniform random policy on 10 fresh episodes (seeds 0-9, those `Domain.generate`
-uses by default) and stores both means with the expert.
+(`keep_best`, evaluation episodes on seeds 10_000 + k). `train_sac` takes an environment
+factory and knows no domain; a domain's recipe measures the result against random and
+stores it (`gatolab.experts.store`).
 """
 
 from __future__ import annotations
@@ -30,16 +30,17 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gatolab.envs.common import episode_returns
+from gatolab.domains.base import TaskEnv, episode_returns
+from gatolab.experts import store
+from gatolab.specs import EnvSpec
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 EVAL_SEED_BASE = 10_000  # seeds of the evaluation episodes on the training curve
-FINAL_EVAL_EPISODES = 10
+FINAL_EVAL_EPISODES = 10  # episodes a recipe measures the stored expert (and random) on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,10 +153,8 @@ def load_sac_policy(task: str, root: str | None = None, spec: Any | None = None)
       FileNotFoundError: none trained (the message says how to train one).
       ValueError: corrupt files (from the store), not a SAC expert, or sizes that do not fit `spec`.
     """
-    from gatolab.experts.store import expert_path, load_expert
-
-    params, meta = load_expert(task, root)
-    where = expert_path(task, root)
+    params, meta = store.load_expert(task, root)
+    where = store.expert_path(task, root)
     if meta.get("algo") != "sac":
         raise ValueError(f"expert {where} is a {meta.get('algo')!r} expert, not 'sac'")
     config = meta.get("config", {})
@@ -172,6 +171,7 @@ def load_sac_policy(task: str, root: str | None = None, spec: Any | None = None)
         if state_shape != (policy.obs_dim,) or act_shape != (policy.act_dim,):
             raise ValueError(f"expert {where} was trained for state {policy.obs_dim} / action {policy.act_dim}; "
                              f"task {task!r} has state {state_shape} / action {act_shape}")
+    policy.name = f"SAC({task})"  # what episode metadata records as the expert
     return policy
 
 
@@ -274,26 +274,27 @@ def _actor_numpy(params: dict[str, Any]) -> list[dict[str, np.ndarray]]:
     return [{k: np.asarray(v, np.float32) for k, v in layer.items()} for layer in params["actor"]]
 
 
-def train_sac(task: str, total_steps: int, seed: int = 0, config: SACConfig | None = None, *, log_every: int = 10_000,
-              max_seconds: float | None = None, log: Callable[[str], Any] | None = print,
-              domain: Any = None) -> tuple[dict[str, Any], list[dict[str, float]]]:
+def train_sac(make_env: Callable[[int], TaskEnv], spec: EnvSpec, total_steps: int, seed: int = 0,
+              config: SACConfig | None = None, *, log_every: int = 10_000, max_seconds: float | None = None,
+              log: Callable[[str], Any] | None = print) -> tuple[dict[str, Any], list[dict[str, float]]]:
     """Trains SAC on a state task; returns (params, curve).
 
-    params: the full parameter tree ({"actor", "q1", "q2", "q1_target", "q2_target", "log_alpha"});
-      with `config.keep_best`, "actor" is the best-evaluated snapshot.
-    curve: [{"step", "return", "wall_s", ...}] evaluation points every `log_every` env
-      steps and at the end (deterministic actor, `config.eval_episodes` episodes).
-    `max_seconds` stops training early (at a chunk boundary) once exceeded.
+    Args:
+      make_env: `make_env(seed) -> TaskEnv` of the task (called twice: acting and evaluation).
+      spec: the task's spec: a CONTINUOUS "state" observation and an "action" in [-1, 1].
+      total_steps: environment steps.
+      max_seconds: stop early (at a chunk boundary) once exceeded.
+
+    Returns:
+      params: the full parameter tree ({"actor", "q1", "q2", "q1_target", "q2_target",
+        "log_alpha"}); with `config.keep_best`, "actor" is the best-evaluated snapshot.
+      curve: [{"step", "return", "wall_s", ...}] evaluation points every `log_every` env
+        steps and at the end (deterministic actor, `config.eval_episodes` episodes).
     """
     import jax
 
     config = config or SACConfig()
-    if domain is None:
-        from gatolab.envs import get_domain
-
-        import gatolab.envs.dmc  # noqa: F401  (registers "dmc")
-        domain = get_domain("dmc")
-    spec = domain.spec(task)
+    task = spec.name
     if "state" not in spec.observation:
         raise ValueError(f"train_sac: {task!r} has no 'state' observation (fields {sorted(spec.observation)}); "
                          f"SAC trains on state tasks (pixel tasks use their state twin's expert)")
@@ -311,7 +312,7 @@ def train_sac(task: str, total_steps: int, seed: int = 0, config: SACConfig | No
     buffer = ReplayBuffer(obs_dim, act_dim, min(config.buffer_size, total_steps))
     rng = np.random.default_rng(seed)
     key = jax.random.PRNGKey(seed)
-    env, eval_env = domain.make(task, seed=seed), domain.make(task, seed=seed)
+    env, eval_env = make_env(seed), make_env(seed)
     eval_seeds = [EVAL_SEED_BASE + k for k in range(config.eval_episodes)]
     curve: list[dict[str, float]] = []
     best = (-math.inf, None)
@@ -372,49 +373,3 @@ def train_sac(task: str, total_steps: int, seed: int = 0, config: SACConfig | No
     if config.keep_best and best[1] is not None:
         out["actor"] = best[1]
     return out, curve
-
-
-def train_expert(task: str, *, steps: int, seed: int = 0, root: str | Path | None = None,
-                 log: Callable[[str], Any] | None = print, max_minutes: float | None = None,
-                 config: SACConfig | None = None, log_every: int = 10_000) -> Path:
-    """Trains a SAC expert for a DM Control task, evaluates it against random, saves it.
-
-    A pixel task ("cartpole-swingup-pixels") trains its state twin ("cartpole-swingup"):
-    pixel episodes are recorded with the state expert acting on the privileged state.
-    The expert is evaluated on FINAL_EVAL_EPISODES episodes (seeds 0-9), as is a uniform
-    random policy on the same seeds; both means go into expert.json ("evaluation").
-
-    Returns the expert's folder (`<root>/<state task>/`).
-    """
-    import gatolab.envs.dmc as dmc
-    from gatolab.experts.store import save_expert
-
-    dmc.check_task(task, dmc.TASKS, "dmc")
-    state = dmc.state_task(task)
-    if state != task and log:
-        log(f"[sac] {task!r} uses the expert of its state twin {state!r}: training that")
-    config = config or SACConfig()
-    domain = dmc.DMCDomain()
-    t0 = time.time()
-    params, curve = train_sac(state, steps, seed, config, log_every=log_every, log=log, domain=domain,
-                              max_seconds=None if max_minutes is None else 60.0 * max_minutes)
-    train_s = time.time() - t0
-    spec = domain.spec(state)
-    obs_dim, act_dim = spec.observation["state"].shape[0], spec.action["action"].shape[0]
-    full_config = {**config.to_json(), "obs_dim": obs_dim, "act_dim": act_dim, "seed": seed, "total_steps": steps,
-                   "steps_done": curve[-1]["step"], "train_seconds": round(train_s, 1),
-                   "log_std_min": LOG_STD_MIN, "log_std_max": LOG_STD_MAX}
-    policy = SACPolicy(params, full_config)
-    env = domain.make(state)
-    seeds = list(range(FINAL_EVAL_EPISODES))
-    expert_returns = episode_returns(env, policy, seeds)
-    random_returns = episode_returns(env, domain.random_policy(state, seed=seed), seeds)
-    env.close()
-    evaluation = {"expert_return_mean": float(np.mean(expert_returns)), "random_return_mean": float(np.mean(random_returns)),
-                  "episodes": FINAL_EVAL_EPISODES, "seeds": seeds, "expert_returns": [round(r, 2) for r in expert_returns],
-                  "random_returns": [round(r, 2) for r in random_returns]}
-    if log:
-        log(f"[sac {state}] expert return {evaluation['expert_return_mean']:.1f} vs random "
-            f"{evaluation['random_return_mean']:.1f} over {FINAL_EVAL_EPISODES} episodes ({train_s:.0f}s training)")
-    return save_expert(state, {"actor": params["actor"]}, domain="dmc", algo="sac", config=full_config, curve=curve,
-                       evaluation=evaluation, root=root)

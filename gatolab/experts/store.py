@@ -17,16 +17,18 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gatolab import io_utils
+
 PARAMS_FILE = "params.npz"
 META_FILE = "expert.json"
+# Packages whose versions decide what an expert learns and how it acts; recorded in expert.json.
+EXPERT_PACKAGES = ("jax", "flax", "optax", "gymnax", "ale-py", "dm-control", "procgen-mirror", "mujoco")
 
 
 def experts_root() -> Path:
@@ -87,43 +89,25 @@ def to_numpy(tree: Any) -> Any:
     return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
-def _versions() -> dict[str, str]:
-    from gatolab.data.generation import package_versions
-
-    return package_versions(("jax", "flax", "optax", "gymnax", "ale-py", "dm-control", "procgen-mirror", "mujoco"))
-
-
 def save_expert(task: str, params: Any, *, domain: str, algo: str, config: dict[str, Any],
                 curve: list[dict[str, float]], evaluation: dict[str, Any] | None = None,
                 root: str | os.PathLike | None = None) -> Path:
-    """Writes the expert for `task` atomically; returns its folder."""
+    """Writes the expert for `task` atomically (an existing one is replaced once the new is complete)."""
     final = expert_path(task, root)
-    final.parent.mkdir(parents=True, exist_ok=True)
     flat = flatten_params(params)
     data = _npz_bytes(flat)
     meta = {
         "task": task, "domain": domain, "algo": algo, "config": config, "curve": curve,
         "evaluation": evaluation or {}, "params_sha256": hashlib.sha256(data).hexdigest(),
-        "num_params": int(sum(v.size for v in flat.values())), "versions": _versions(),
+        "num_params": int(sum(v.size for v in flat.values())), "versions": io_utils.package_versions(EXPERT_PACKAGES),
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    try:
+    with io_utils.atomic_directory(final, replace=True) as tmp:
         for name, payload in ((PARAMS_FILE, data), (META_FILE, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())):
             with open(tmp / name, "wb") as f:
                 f.write(payload)
                 f.flush()
                 os.fsync(f.fileno())
-        old = None
-        if final.exists():
-            old = final.with_name(f".{final.name}.old.{os.getpid()}")
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 
@@ -171,11 +155,9 @@ def list_experts(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
 
 def update_evaluation(task: str, evaluation: dict[str, Any], root: str | os.PathLike | None = None) -> dict[str, Any]:
     """Replaces the recorded evaluation of an existing expert (expert.json rewritten atomically)."""
-    from gatolab.io_utils import atomic_write_text
-
     _, meta = load_expert(task, root)
     meta["evaluation"] = evaluation
-    atomic_write_text(expert_path(task, root) / META_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    io_utils.atomic_write_text(expert_path(task, root) / META_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return meta
 
 

@@ -16,7 +16,7 @@ def _setup_plotly() -> None:
 
 _setup_plotly()
 
-_SUBMODULES = ("tokens", "model", "data", "training", "rollouts")
+_SUBMODULES = ("tokens", "model", "data", "training", "rollouts", "video")
 
 
 def __getattr__(name):

@@ -1,7 +1,7 @@
 """Rollouts, scores and Figure 5 (plotly, ipywidgets, mediapy): notebook 05 and the demo report.
 
     trace = gl.agent.play(agent, "classic", "CartPole-v1", render=True)
-    gl.viz.rollouts.show_video(trace.frames)          # inline mp4 (mediapy)
+    gl.viz.video.show_video(trace.frames)             # inline mp4 (mediapy)
     gl.viz.rollouts.trace_figure(trace)               # action-token probabilities + return so far
     gl.viz.rollouts.RolloutWidget(["runs/demo/train"]).display()   # pick, Run, watch, replay
     gl.viz.rollouts.figure5(results.figure5)          # Gato Figure 5 (GATO_SPEC §6)
@@ -14,31 +14,22 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
+from IPython.display import HTML, display
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-DOMAIN_COLOURS = {"babyai": "#1f77b4", "metaworld": "#d62728", "classic": "#2ca02c", "text": "#9467bd",
-                  "vision_language": "#ff7f0e"}
+from gatolab.agent import AgentConfig, GatoAgent, play
+from gatolab.domains import registry
+from gatolab.viz.video import png, video_html
 
-
-def video_html(frames: np.ndarray, fps: int = 20, width: int = 320, title: str | None = None) -> str:
-    """An HTML <video> (h264 embedded as base64) of (T, H, W, 3) uint8 frames."""
-    import mediapy
-
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"video_html: frames must be (T, H, W, 3), got shape {frames.shape}")
-    h, w = frames.shape[1:3]
-    return mediapy.show_videos([frames], [title] if title else None, fps=fps, width=width,
-                               height=int(round(width * h / w / 2) * 2), return_html=True)
-
-
-def show_video(frames: np.ndarray, fps: int = 20, width: int = 320, title: str | None = None) -> None:
-    """Plays frames inline (an embedded mp4, visible in the HTML export too)."""
-    from IPython.display import HTML, display
-
-    display(HTML(video_html(frames, fps, width, title)))
+def domain_colour(name: str | None) -> str:
+    """One colour per domain, fixed by its place in the registry (grey for none)."""
+    if name not in registry.names():
+        return "grey"
+    return qualitative.D3[registry.names().index(name) % len(qualitative.D3)]
 
 
 def trace_figure(trace, title: str | None = None) -> go.Figure:
@@ -70,7 +61,7 @@ def figure5(fig5: Mapping[str, Any], title: str = "Figure 5: tasks at or above x
     fig = go.Figure()
     for d, counts in fig5["counts"].items():
         fig.add_trace(go.Scatter(x=fig5["thresholds"], y=counts, name=d, stackgroup="tasks", mode="lines",
-                                 line=dict(color=DOMAIN_COLOURS.get(d))))
+                                 line=dict(color=domain_colour(d))))
     fig.add_vline(x=50, line=dict(dash="dot", color="grey"))
     fig.update_layout(height=380, title=title, xaxis_title="performance threshold (% of expert)",
                       yaxis_title="number of tasks")
@@ -82,7 +73,7 @@ def domain_scores_figure(aggregate: Mapping[str, Any], language: Sequence[Mappin
     per = aggregate["per_domain"]
     names = list(per)
     vals = [100 * per[d]["normalised_score"] for d in names]
-    fig = go.Figure(go.Bar(x=names, y=vals, marker_color=[DOMAIN_COLOURS.get(d, "grey") for d in names],
+    fig = go.Figure(go.Bar(x=names, y=vals, marker_color=[domain_colour(d) for d in names],
                            text=[f"{v:.0f}%" for v in vals], textposition="outside"))
     fig.add_hline(y=100, line=dict(dash="dot", color="grey"), annotation_text="expert")
     fig.add_hline(y=0, line=dict(color="black"), annotation_text="random")
@@ -97,17 +88,11 @@ def task_scores_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Every task's normalised score, coloured by domain."""
     ok = sorted([r for r in rows if r.get("error") is None], key=lambda r: (r["domain"], r["task"]))
     fig = go.Figure(go.Bar(x=[r["task"] for r in ok], y=[100 * r["normalised_score"] for r in ok],
-                           marker_color=[DOMAIN_COLOURS.get(r["domain"], "grey") for r in ok],
+                           marker_color=[domain_colour(r["domain"]) for r in ok],
                            hovertext=[f"return {r['mean_return']:.2f} (random {r['random_return']:.2f}, expert "
                                       f"{r['expert_return']:.2f}); success {r.get('success_rate')}" for r in ok]))
     fig.update_layout(height=380, title="normalised score per task (% of expert)", yaxis_title="% of expert")
     return fig
-
-
-def _png(frame: np.ndarray) -> bytes:
-    import mediapy
-
-    return mediapy.compress_image(frame, fmt="png")
 
 
 class RolloutWidget:
@@ -120,21 +105,18 @@ class RolloutWidget:
 
     Args:
       checkpoints: run directories to choose from.
-      domains: control domains offered (tasks listed from each domain).
+      domains: control domains offered (default: those of `tasks`, else every control domain).
       tasks: optional fixed task list per domain (default: the domain's own).
       max_steps: cap on episode length (None: the environment's limit).
       live_every: redraw the live frame every this many steps.
     """
 
-    def __init__(self, checkpoints: Sequence[str | os.PathLike], domains: Sequence[str] = ("classic", "babyai", "metaworld"),
+    def __init__(self, checkpoints: Sequence[str | os.PathLike], domains: Sequence[str] | None = None,
                  tasks: Mapping[str, Sequence[str]] | None = None, max_steps: int | None = None, live_every: int = 2):
-        import ipywidgets as w
-
-        from gatolab import envs
-
         if not checkpoints:
             raise ValueError("RolloutWidget: checkpoints is empty; expected at least one run directory")
-        self._tasks = {d: list((tasks or {}).get(d) or envs.get_domain(d).tasks()) for d in domains}
+        domains = list(domains if domains is not None else (tasks or registry.control_names()))
+        self._tasks = {d: list((tasks or {}).get(d) or registry.get(d).tasks()) for d in domains}
         self.max_steps, self.live_every = max_steps, max(1, live_every)
         self._agents: dict[tuple, Any] = {}
         self.trace = None
@@ -157,8 +139,6 @@ class RolloutWidget:
         self.box = w.VBox([w.HBox([controls, w.VBox([self.frame, self.video])]), self.panel])
 
     def display(self):
-        from IPython.display import display
-
         display(self.box)
         return self
 
@@ -166,8 +146,6 @@ class RolloutWidget:
         self.display()
 
     def agent(self):
-        from gatolab.agent import AgentConfig, GatoAgent
-
         cfg = AgentConfig(prompt=self.prompt.value, temperature=float(self.temperature.value))
         key = (self.checkpoint.value, cfg)
         if key not in self._agents:
@@ -176,8 +154,6 @@ class RolloutWidget:
 
     def run(self):
         """Runs one episode with the current selection; returns its `EpisodeTrace`."""
-        from gatolab.agent import play
-
         self.button.disabled = True
         self.status.value = f"loading {self.checkpoint.value} ..."
         try:
@@ -194,7 +170,7 @@ class RolloutWidget:
                     return
                 last[0] = now
                 if frame is not None:
-                    self.frame.value = _png(frame)
+                    self.frame.value = png(frame)
                 self.status.value = f"step {t + 1} · return {ret:.2f}"
 
             tr = play(agent, self.domain.value, self.task.value, seed=int(self.seed.value), render=True,
@@ -204,9 +180,7 @@ class RolloutWidget:
             # captured with `with output:` -- capturing relies on message routing that headless
             # executors (papermill/nbclient) have been seen to hang on.
             if tr.frames is not None:
-                from IPython.display import HTML
-
-                self.frame.value = _png(tr.frames[-1])
+                self.frame.value = png(tr.frames[-1])
                 self.video.append_display_data(HTML(video_html(tr.frames, title=f"{tr.task} seed {tr.seed}")))
             self.panel.outputs = ()
             self.panel.append_display_data(trace_figure(tr))
@@ -219,10 +193,3 @@ class RolloutWidget:
             raise
         finally:
             self.button.disabled = False
-
-
-def show_image(image: np.ndarray, title: str | None = None, width: int = 192) -> None:
-    """Shows one (H, W, 3) uint8 image inline (embedded PNG)."""
-    import mediapy
-
-    mediapy.show_image(image, title=title, width=width)
