@@ -92,7 +92,7 @@ def _train(preset: str, dtype: str, batch: int, length: int, steps: int, remat: 
     ep = gl.testing.synthetic_episode(spec, num_steps=4 * length // 44 + 8, seed=0)
     seq = tok.tokenize_episode(ep, spec)
     windows = list(seq.windows(length))[:batch]
-    arrays = gl.stack_arrays([w.to_arrays(length, 1) for w in windows])
+    arrays = gl.batch.TokenBatch.stack([w.to_arrays(length, 1) for w in windows])
     max_targets = gl.model.target_bucket(arrays)
     opt = optax.adamw(1e-4, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1)  # GATO_SPEC §4
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
@@ -183,13 +183,13 @@ def _decode(preset: str, dtype: str, env: str, steps: int, context: int, decode_
     # (what a policy without key/value memory does); logits only where needed.
     length = 1024
     window = seq.last_window(context)
-    arrays = gl.stack_arrays([window.to_arrays(length, max(window.num_patches, 1))])
+    arrays = gl.batch.TokenBatch.stack([window.to_arrays(length, max(window.num_patches, 1))])
     n_act = len(ranges)
 
     @jax.jit
     def full(batch, pos):
-        h = model.hidden(batch)
-        return model.logits(h[0, pos])
+        h = model.hidden(batch)  # (1, T, D)
+        return gl.model.logits(model, jax.lax.dynamic_slice_in_dim(h, pos, 1, axis=1))[0, 0]  # (V,) at one position
 
     pos = len(window) - n_act - 1
     full(arrays, pos).block_until_ready()

@@ -34,7 +34,7 @@ def _worker(preset: str, data_root: str, steps: int, workers: int) -> dict:
     from gatolab.data.mixture import Mixture, MixtureConfig
     from gatolab.train import Trainer, TrainConfig, measure_peak_flops, train_flops_per_token
 
-    tok = gl.GatoTokenizer(text=gl.train.run.text_tokenizer_for(512))
+    tok = gl.GatoTokenizer(text=gl.default_text_tokenizer(512, max_chars=100_000))  # the tests' tiny text model
     cfg = TrainConfig.preset_config("tiny", preset=preset, batch_size=2, seq_len=1024, max_patches=None, steps=10**9,
                                     ckpt_every=10**9, log_every=10**9)
     cfg = cfg.replace(**{"model.context_len": 1024, "model.dropout": 0.1 if preset != "tiny" else 0.0})
@@ -51,7 +51,7 @@ def _worker(preset: str, data_root: str, steps: int, workers: int) -> dict:
         tokens, targets = 0, 0.0
         for b in batches:
             m = trainer.train_step(b)
-            tokens += int(np.asarray(b["valid"]).sum())
+            tokens += int(np.asarray(b.tokens.valid).sum())
             targets += m["targets"]
         jax.block_until_ready(trainer.state)
         return tokens / (time.perf_counter() - t), targets / tokens

@@ -15,14 +15,14 @@ import importlib
 from gatolab import tokenizers
 from gatolab.episode import Episode
 from gatolab.gato_tokenizer import GatoTokenizer, TokenizerConfig
-from gatolab.sequence import TokenSequence, stack_arrays
+from gatolab.sequence import TokenSequence
 from gatolab.specs import EnvSpec, FieldSpec, Modality
 from gatolab.text import TextTokenizer, default_text_tokenizer, train_text_tokenizer
 from gatolab.tokenizers import Vocabulary
 
 __version__ = "0.1.0"
 
-_LAZY = ("model", "data", "envs", "experts", "viz", "testing", "text", "notebooks", "train", "evaluate", "agent")
+_LAZY = ("batch", "model", "data", "envs", "experts", "viz", "testing", "text", "notebooks", "train", "evaluate", "agent")
 
 
 def __getattr__(name):
@@ -33,5 +33,5 @@ def __getattr__(name):
 
 __all__ = [
     "Episode", "EnvSpec", "FieldSpec", "GatoTokenizer", "Modality", "TextTokenizer", "TokenSequence",
-    "TokenizerConfig", "Vocabulary", "default_text_tokenizer", "stack_arrays", "tokenizers", "train_text_tokenizer",
+    "TokenizerConfig", "Vocabulary", "default_text_tokenizer", "tokenizers", "train_text_tokenizer",
 ]

@@ -111,6 +111,7 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
     timings: dict[str, float] = {}
     counts = SMOKE_EPISODES if smoke else DEMO_EPISODES
     text_vocab = 512 if smoke else (32_000 if paper_vocab else DEMO_TEXT_VOCAB)
+    text_chars = 100_000 if smoke else None  # smoke: the tests' tiny text model
     overrides = {f"model.{k}": v for k, v in {**DEMO_MODEL, **(model_overrides or {})}.items()}
     if weights != "table1":
         weights = dict(DEMO_WEIGHTS if weights is None else weights)
@@ -125,13 +126,13 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
     with _stage("2/4 train", timings):
         budget = train_minutes * 60
         n_probe = 6 if smoke else 40
-        probe = train.train("tiny", out=out / "probe", steps=n_probe, data=dirs, text_vocab=text_vocab,
+        probe = train.train("tiny", out=out / "probe", steps=n_probe, data=dirs, text_vocab=text_vocab, text_chars=text_chars,
                             compact_vocab=not paper_vocab,
                             overrides={**overrides, "log_every": 2}, progress=False)
         per_step = _steady_step_seconds(out / "probe") or probe["seconds"] / n_probe
         steps = max(5 if smoke else 20, int(0.95 * budget / per_step))
         print(f"probe: {per_step:.3f} s/step -> {steps} steps in {train_minutes:g} min", flush=True)
-        res = train.train("tiny", out=out / "train", steps=steps, data=dirs, text_vocab=text_vocab,
+        res = train.train("tiny", out=out / "train", steps=steps, data=dirs, text_vocab=text_vocab, text_chars=text_chars,
                           compact_vocab=not paper_vocab,
                           overrides={**overrides, "max_seconds": budget, "ckpt_every": max(50, steps // 4), "log_every": 10})
 

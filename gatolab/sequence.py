@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -302,10 +302,3 @@ class TokenSequence:
         legend = " ".join(f'<span style="color:{c}">■ {m.name.lower()}</span>' for m, c in colors.items() if m != Modality.PAD)
         return (f"<div><code>{html.escape(repr(self))}</code><br>{legend} <span style='color:#E45756'>□ loss target</span>"
                 f"<div style='line-height:0'>{''.join(cells)}{more}</div></div>")
-
-
-def stack_arrays(items: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Stacks `TokenSequence.to_arrays` outputs into a batch with a leading B axis."""
-    if not items:
-        raise ValueError("stack_arrays: empty batch")
-    return {k: np.stack([it[k] for it in items]) for k in items[0]}

@@ -47,14 +47,15 @@ config
 # %% [markdown]
 # ## One real multi-modal timestep
 # The spec has one field of every modality: a text mission, a camera image, a 3×3 discrete grid,
-# continuous joints, then `|` and a 3-dim continuous torque plus one discrete button.
+# continuous joints, then `|` and a 3-dim continuous torque plus one discrete button. The network
+# reads a `gl.batch.TokenBatch`: the timestep's `to_arrays`, stacked into a batch of one.
 
 # %%
 tokenizer = gl.testing.tiny_tokenizer() if SMOKE else gl.GatoTokenizer(text=gl.default_text_tokenizer())
 spec = gl.testing.multimodal_spec(image_hw=IMAGE_HW)
 episode = gl.testing.synthetic_episode(spec, num_steps=1, seed=SEED)
 step = tokenizer.tokenize_episode(episode, spec)
-batch = gl.stack_arrays([step.to_arrays(len(step), step.num_patches)])
+batch = gl.batch.TokenBatch.stack([step.to_arrays(len(step), step.num_patches)])  # what the network reads
 step
 
 # %% [markdown]

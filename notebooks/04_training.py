@@ -39,6 +39,7 @@ BATCH_SIZE = 8
 SEQ_LEN = 256
 MESH = None  # (data, fsdp, tensor); None = every device data-parallel
 TEXT_VOCAB = 32_000
+TEXT_CHARS = None  # characters of the default corpus the text model is trained on; None = all
 GATOLAB_PIP = ""  # Colab: e.g. "git+https://github.com/<you>/gatolab.git#egg=gatolab[all]"
 
 # %%
@@ -52,7 +53,8 @@ import os
 import gatolab as gl
 
 if SMOKE:
-    STEPS, EPISODES_PER_TASK, TEXT_VOCAB, DOMAINS, BATCH_SIZE, SEQ_LEN = 30, 3, 512, ["classic"], 4, 128
+    STEPS, EPISODES_PER_TASK, DOMAINS, BATCH_SIZE, SEQ_LEN = 30, 3, ["classic"], 4, 128
+    TEXT_VOCAB, TEXT_CHARS = 512, 100_000  # the tests' tiny text model
 
 # %% [markdown]
 # ## Where are we running?
@@ -89,7 +91,7 @@ live.widget if live.widget is not None else None
 # %%
 run_dir = os.path.join(OUT_DIR, f"run_{PRESET}")
 result = gl.train.train(PRESET, out=run_dir, steps=STEPS, data=data_dirs, mixture=MIXTURE, text_vocab=TEXT_VOCAB,
-                        train_preset=TRAIN_PRESET, on_metrics=live.update,
+                        text_chars=TEXT_CHARS, train_preset=TRAIN_PRESET, on_metrics=live.update,
                         overrides={"batch_size": BATCH_SIZE, "seq_len": SEQ_LEN, "log_every": max(1, STEPS // 30),
                                    "ckpt_every": max(1, STEPS // 3), **({"mesh_shape": tuple(MESH)} if MESH else {})})
 result["last"]

@@ -1,5 +1,6 @@
 """The grain mixture: weights and prompts hold statistically, rows are exact, the stream is deterministic."""
 
+import jax
 import numpy as np
 import pytest
 from scipy import stats
@@ -63,33 +64,34 @@ def test_rows_carry_their_prompt_and_provenance(toy_root, tok):
     m = _mix(toy_root, tok, prompt_probability=0.5)
     it = m.iterator(batch_size=64)
     batch = next(it)
+    tokens, info = batch.tokens, batch.info  # what goes to the device; what stays on the host
     L = 128
-    assert batch["ids"].shape == (64, L) and batch["prompt_mask"].shape == (64, L) and batch["patches"].shape[1] == 0
+    assert tokens.ids.shape == (64, L) and info.prompt_mask.shape == (64, L) and tokens.patches.shape[1] == 0
     seen = set()
     for r in range(64):
-        i = int(batch["index"][r])
+        i = int(info.index[r])
         d = m.draw(i)
         ds = m.datasets[d.dataset]
-        assert batch["dataset_id"][r] == d.dataset and batch["episode_id"][r] == d.episode
-        assert ds.episode_task[d.episode] == m.task_names[batch["task_id"][r]]
-        kind = int(batch["prompt_kind"][r])
-        n_prompt = int(batch["prompt_mask"][r].sum())
+        assert info.dataset_id[r] == d.dataset and info.episode_id[r] == d.episode
+        assert ds.episode_task[d.episode] == m.task_names[info.task_id[r]]
+        kind = int(info.prompt_kind[r])
+        n_prompt = int(info.prompt_mask[r].sum())
         assert kind == d.prompt_kind and (n_prompt > 0) == (kind != mx.PROMPT_NONE)
-        assert not (batch["loss_mask"][r] & batch["prompt_mask"][r]).any()  # prompt_loss=False
-        assert batch["valid"][r].sum() <= L and batch["valid"][r][:n_prompt].all()
+        assert not (tokens.loss_mask[r] & info.prompt_mask[r]).any()  # prompt_loss=False
+        assert tokens.valid[r].sum() <= L and tokens.valid[r][:n_prompt].all()
         if kind:
-            pep = int(batch["prompt_episode_id"][r])
+            pep = int(info.prompt_episode_id[r])
             assert pep != d.episode and ds.episode_task[pep] == ds.episode_task[d.episode]
             pseq = m.tokens(d.dataset, pep)
             if kind == mx.PROMPT_END:  # goal conditioning: the prompt ends where its episode ends
-                assert np.array_equal(batch["ids"][r][:n_prompt], pseq.last_window(L // 2).ids)
+                assert np.array_equal(tokens.ids[r][:n_prompt], pseq.last_window(L // 2).ids)
             seen.add(kind)
         # The episode window starts at a timestep boundary of the sampled episode.
         seq = m.tokens(d.dataset, d.episode)
-        start = int(batch["start_timestep"][r])
+        start = int(info.start_timestep[r])
         w = seq.window(start, L - n_prompt)
-        assert np.array_equal(batch["ids"][r][n_prompt : n_prompt + len(w)], w.ids)
-        assert batch["local_position"][r][n_prompt] == 0
+        assert np.array_equal(tokens.ids[r][n_prompt : n_prompt + len(w)], w.ids)
+        assert tokens.local_position[r][n_prompt] == 0
     assert seen == {mx.PROMPT_END, mx.PROMPT_UNIFORM}
     cfg_loss = _mix(toy_root, tok, prompt_probability=1.0, prompt_loss=True).row(0)
     assert (cfg_loss["loss_mask"] & cfg_loss["prompt_mask"]).any()
@@ -100,7 +102,7 @@ def test_stream_is_deterministic_resumable_and_sharded(toy_root, tok):
     first = [next(iter_) for iter_ in [m.iterator(8)] for _ in range(1)][0]
     again = next(_mix(toy_root, tok).iterator(8))
     other = next(_mix(toy_root, tok, seed=1).iterator(8))
-    assert np.array_equal(first["ids"], again["ids"]) and not np.array_equal(first["ids"], other["ids"])
+    assert np.array_equal(first.tokens.ids, again.tokens.ids) and not np.array_equal(first.tokens.ids, other.tokens.ids)
 
     it = m.iterator(8)
     for _ in range(3):
@@ -111,13 +113,14 @@ def test_stream_is_deterministic_resumable_and_sharded(toy_root, tok):
     it2.set_state(state)
     resumed = [next(it2) for _ in range(2)]
     for a, b in zip(expected, resumed):
-        for k in a:
-            assert np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f"), k
+        assert jax.tree.structure(a) == jax.tree.structure(b)
+        for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
+            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), jax.tree_util.keystr(path)
 
     h0 = next(m.iterator(4, process_index=0, process_count=2))
     h1 = next(m.iterator(4, process_index=1, process_count=2))
-    assert list(h0["index"]) == [0, 2, 4, 6] and list(h1["index"]) == [1, 3, 5, 7]
-    assert np.array_equal(h1["ids"][2], m.row(5)["ids"])
+    assert list(h0.info.index) == [0, 2, 4, 6] and list(h1.info.index) == [1, 3, 5, 7]
+    assert np.array_equal(h1.tokens.ids[2], m.row(5)["ids"])
     with pytest.raises(ValueError, match="process_index"):
         m.iterator(4, process_index=2, process_count=2)
 
@@ -128,8 +131,8 @@ def test_worker_processes_give_the_same_batches(toy_root, tok):
     parallel = m.iterator(8, workers=2)
     try:
         for _ in range(3):
-            a, b = next(serial), next(parallel)
-            assert np.array_equal(a["ids"], b["ids"]) and np.array_equal(a["index"], b["index"])
+            a, b = next(serial), next(parallel)  # Batches pickled across the worker processes
+            assert np.array_equal(a.tokens.ids, b.tokens.ids) and np.array_equal(a.info.index, b.info.index)
     finally:
         parallel.close()
 

@@ -29,7 +29,7 @@ def seq(tok):
 @pytest.fixture(scope="module")
 def batch(seq):
     # Row 0: the whole episode; row 1: a shorter window, so padding is exercised.
-    return gl.stack_arrays([seq.to_arrays(160, 48), seq.slice(0, 50).to_arrays(160, 48)])
+    return gl.batch.TokenBatch.stack([seq.to_arrays(160, 48), seq.slice(0, 50).to_arrays(160, 48)])
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +123,10 @@ def test_masked_loss_equals_manual_cross_entropy_per_modality(loss_full, forward
     loss, m = loss_full(batch)
     # Manual: token i+1 is a target when loss_mask[i+1] and valid[i+1], predicted at i.
     logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
-    tgt = batch["ids"][:, 1:]
-    mask = batch["loss_mask"][:, 1:] & batch["valid"][:, 1:]
+    tgt = batch.ids[:, 1:]
+    mask = batch.loss_mask[:, 1:] & batch.valid[:, 1:]
     nll = -np.take_along_axis(logp[:, :-1], tgt[..., None], -1)[..., 0]
-    mod = batch["modality"][:, 1:]
+    mod = batch.modality[:, 1:]
     assert int(m["targets"]) == mask.sum() > 0
     np.testing.assert_allclose(float(loss), nll[mask].mean(), rtol=1e-4)
     for name, code in gl.model.LOSS_MODALITIES.items():
@@ -172,13 +172,13 @@ def test_open_choice_switches_run(kw, batch):
 def test_changing_a_future_token_never_changes_earlier_logits(forward, batch, seq):
     fwd, s = forward
     base = np.asarray(fwd(s, batch))
-    img = int(np.flatnonzero(batch["modality"][0] == Modality.IMAGE)[5])
+    img = int(np.flatnonzero(batch.modality[0] == Modality.IMAGE)[5])
     for j in (40, img, 100):
-        changed = {k: np.array(v) for k, v in batch.items()}
+        changed = jax.tree.map(np.array, batch)  # a copy
         if j == img:
-            changed["patches"][0, changed["patch_index"][0, j]] += 0.5  # a future image patch
+            changed.patches[0, changed.patch_index[0, j]] += 0.5  # a future image patch
         else:
-            changed["ids"][0, j] = (changed["ids"][0, j] + 7) % 500
+            changed.ids[0, j] = (changed.ids[0, j] + 7) % 500
         out = np.asarray(fwd(s, changed))
         np.testing.assert_array_equal(out[0, :j, :V], base[0, :j, :V])  # exactly: nothing flows back
         assert np.abs(out[0, j:, :V] - base[0, j:, :V]).max() > 1e-4  # and the change is seen downstream
@@ -187,8 +187,8 @@ def test_changing_a_future_token_never_changes_earlier_logits(forward, batch, se
 
 def test_padding_does_not_change_real_tokens(forward, seq):
     fwd, s = forward
-    short = gl.stack_arrays([seq.slice(0, 50).to_arrays(160, 48)] * 2)
-    longer = gl.stack_arrays([seq.slice(0, 50).to_arrays(160, 48), seq.to_arrays(160, 48)])
+    short = gl.batch.TokenBatch.stack([seq.slice(0, 50).to_arrays(160, 48)] * 2)
+    longer = gl.batch.TokenBatch.stack([seq.slice(0, 50).to_arrays(160, 48), seq.to_arrays(160, 48)])
     np.testing.assert_allclose(np.asarray(fwd(s, short))[0, :50, :V], np.asarray(fwd(s, longer))[0, :50, :V], atol=1e-5)
 
 
@@ -218,7 +218,7 @@ def test_image_embeddings_vary_in_training_only(model, batch):
     m = gl.model.Gato(cfg_nodrop, rngs=nnx.Rngs(0))
     t1 = np.asarray(m.embed_tokens(batch, train=True, key=jax.random.key(1)))
     t2 = np.asarray(m.embed_tokens(batch, train=True, key=jax.random.key(2)))
-    img = batch["modality"] == Modality.IMAGE
+    img = batch.modality == Modality.IMAGE
     assert np.abs(t1[img] - t2[img]).max() > 1e-3  # sampled patch positions differ
     np.testing.assert_array_equal(t1[~img], t2[~img])  # nothing else is random without dropout
 
@@ -233,28 +233,30 @@ def test_action_position_switch_only_touches_action_tokens(batch):
     nnx.update(none.embed.patch, nnx.state(shared.embed.patch))
     a = np.asarray(shared.embed_tokens(batch))
     b = np.asarray(none.embed_tokens(batch))
-    act = batch["is_action"]
+    act = batch.is_action
     np.testing.assert_allclose(a[~act], b[~act], atol=1e-6)
     np.testing.assert_allclose(a[act] - b[act], np.broadcast_to(np.asarray(shared.embed.action_position.value), a[act].shape), atol=1e-6)
 
 
-def test_bad_batches_raise_clear_errors(model, batch):
-    bad = dict(batch)
-    del bad["patch_index"]
+def test_bad_batches_raise_clear_errors(model, batch, seq):
+    rows = [seq.to_arrays(160, 48), seq.to_arrays(160, 48)]
+    del rows[1]["patch_index"]
     with pytest.raises(ValueError, match="missing key 'patch_index'"):
+        gl.batch.TokenBatch.stack(rows)
+    with pytest.raises(ValueError, match="unknown key 'patch_idx'"):
+        gl.batch.Batch.stack([{**seq.to_arrays(160, 48), "patch_idx": np.zeros(160)}])
+    bad = batch.replace(modality=batch.modality[:, :10])
+    with pytest.raises(ValueError, match=r"batch\.modality: expected shape \(2, 160\)"):
         model(bad)
-    bad = dict(batch, modality=batch["modality"][:, :10])
-    with pytest.raises(ValueError, match=r"batch\['modality'\]: expected shape \(2, 160\)"):
-        model(bad)
-    bad = dict(batch, ids=np.where(batch["valid"], batch["ids"], V + 5))
+    bad = batch.replace(ids=np.where(batch.valid, batch.ids, V + 5))
     with pytest.raises(ValueError, match=r"ids must lie in \[0, 33027\)"):
         model(bad)
-    bad = dict(batch, patches=batch["patches"][..., :1])
-    with pytest.raises(ValueError, match=r"batch\['patches'\]: expected shape"):
+    bad = batch.replace(patches=batch.patches[..., :1])
+    with pytest.raises(ValueError, match=r"batch\.patches: expected shape"):
         model(bad)
     spec = gl.testing.multimodal_spec()
     long_seq = gl.testing.tiny_tokenizer().tokenize_episode(gl.testing.synthetic_episode(spec, 6, 0), spec)
-    too_long = gl.stack_arrays([long_seq.to_arrays(300, 72)])
+    too_long = gl.batch.TokenBatch.stack([long_seq.to_arrays(300, 72)])
     with pytest.raises(ValueError, match="exceed context_len=256"):
         model(too_long)
 
@@ -272,8 +274,32 @@ def test_gradients_are_finite_and_scan_and_remat_compute_the_same_as_the_unrolle
     assert all(np.isfinite(norms)) and sum(norms) > 0
     # The rows that only pad the table sit at -inf logits and are never looked up: no gradient.
     table_grad = np.asarray(g0["embed"]["table"].value)
-    assert np.all(table_grad[V:] == 0) and np.abs(table_grad[batch["ids"][0, 0]]).sum() > 0
+    assert np.all(table_grad[V:] == 0) and np.abs(table_grad[batch.ids[0, 0]]).sum() > 0
     for k, (l1, g1) in variants.items():
         np.testing.assert_allclose(float(l1), float(l0), rtol=1e-5)  # same dropout masks, same loss
         for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-5)
+
+
+def test_model_modules_import_one_way():
+    # Imports between the model's files (and gatolab.batch), at any level (TYPE_CHECKING and
+    # function-local ones too), form no cycle.
+    import ast
+    from pathlib import Path
+
+    root = Path(gl.__file__).parent
+    files = {f"gatolab.model.{p.stem}": p for p in (root / "model").glob("*.py") if p.stem not in ("__init__", "__main__")}
+    files["gatolab.batch"] = root / "batch.py"
+    deps = {}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text())
+        found = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        found |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        deps[name] = found & set(files)
+    assert "gatolab.model.gato" in deps["gatolab.model.loss"] and "gatolab.model.heads" in deps["gatolab.model.gato"]
+
+    def reaches(start, goal, seen=()):
+        return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d))) for d in deps[start])
+
+    cycles = [name for name in deps if reaches(name, name)]
+    assert cycles == [], cycles

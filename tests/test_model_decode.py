@@ -36,7 +36,7 @@ def full_logits(model):
     f = jax.jit(lambda s, b: nnx.merge(g, s)(b))
 
     def run(seq, length=256):
-        return np.asarray(f(s, gl.stack_arrays([seq.to_arrays(length, 96)])))[0, : len(seq), :V]
+        return np.asarray(f(s, gl.batch.TokenBatch.stack([seq.to_arrays(length, 96)])))[0, : len(seq), :V]
 
     return run
 
@@ -121,6 +121,19 @@ def test_restricted_logits_never_reach_padded_rows(model):
     legal = (ids >= 33020) & (ids < 33027)
     assert np.all(np.isfinite(np.asarray(logits)[legal])) and np.all(np.isneginf(np.asarray(logits)[~legal]))
     assert ids.max() < model.config.padded_vocab_size
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_restricted_logits_are_a_window_of_the_full_projection(tie):
+    # One output projection (heads.Unembed) serves the loss and the decoder, tied or not.
+    m = gl.model.Gato(ModelConfig.preset("tiny", tie_embeddings=tie), rngs=nnx.Rngs(1))
+    h = np.random.default_rng(0).normal(size=(1, 1, m.config.embed_dim)).astype(np.float32)
+    full = np.asarray(gl.model.logits(m, h))[0, 0]
+    window, start = gl.model.restricted_logits(m, h[0, 0], 32000, 32010, 16)
+    ids = int(start) + np.arange(16)
+    legal = (ids >= 32000) & (ids < 32010)
+    np.testing.assert_allclose(np.asarray(window)[legal], full[ids[legal]], rtol=1e-5, atol=1e-6)
+    assert np.all(np.isneginf(np.asarray(window)[~legal]))
 
 
 def test_full_context_drops_whole_oldest_timesteps(model, tok, spec):

@@ -175,8 +175,8 @@ def test_to_arrays_pads(seq):
     n = len(w)
     assert arr["ids"].shape == (256,) and arr["patches"].shape == (64, 16, 16, 3)
     assert arr["valid"].sum() == n and not arr["loss_mask"][n:].any() and np.all(arr["modality"][n:] == Modality.PAD)
-    batch = gl.stack_arrays([arr, arr])
-    assert batch["ids"].shape == (2, 256)
+    batch = gl.batch.Batch.stack([arr, arr])
+    assert batch.tokens.ids.shape == (2, 256) and batch.info.timestep.shape == (2, 256) and batch.info.dataset_id is None
     with pytest.raises(ValueError, match="do not fit"):
         seq.to_arrays(10)
 

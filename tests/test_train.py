@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -60,7 +61,7 @@ def test_loss_falls_and_checkpoint_rebuilds_the_model(tmp_path):
 
     # The checkpoint path alone rebuilds model and tokenizer.
     model, tok, meta = load_model(tmp_path)
-    batch = next(_source(cfg))
+    batch = next(_source(cfg)).tokens
     from flax import nnx
 
     live = nnx.merge(trainer.graphdef, trainer.state)[0]
@@ -101,23 +102,63 @@ def test_sigkill_and_resume_follow_the_uninterrupted_trajectory(tmp_path):
     assert logged == list(range(1, 9))  # the killed run's lines past the checkpoint were replaced
 
 
+def _sharding_constraints(lowered_text: str) -> set[tuple[tuple[int, ...], str]]:
+    """(shape, mesh axes per dimension) of every sharding constraint in lowered StableHLO (Shardy)."""
+    import re
+
+    found = re.findall(r"sharding_constraint \S+ <@\w+, \[(.*?)\]> : tensor<([0-9x]+)x[a-z]+[0-9]*>", lowered_text)
+    return {(tuple(int(d) for d in shape.split("x")), spec.replace('"', "")) for spec, shape in found}
+
+
+def _expected_activation_constraints(batch: int, length: int, targets: int):
+    """The constraints the tiny model's train step must carry on a ("data", "fsdp", "tensor") mesh."""
+    cfg = gl.model.ModelConfig.preset("tiny")
+    b, t = batch, length
+    return {
+        ((b, t, cfg.embed_dim), "{data, fsdp}, {}, {}"),  # embeddings / residual: batch only, not fsdp twice
+        ((b, t, cfg.ff_dim), "{data, fsdp}, {}, {tensor}"),  # MLP hidden
+        ((b, t, cfg.num_heads, cfg.head_dim), "{data, fsdp}, {}, {tensor}, {}"),  # per-head q, k, v, output
+        ((b, targets, cfg.padded_vocab_size), "{data, fsdp}, {}, {tensor}"),  # logits at the gathered targets
+    }
+
+
+def test_activation_constraints_only_inside_a_mesh_context():
+    from flax import nnx
+
+    cfg = _cfg()
+    batch = next(_source(cfg)).tokens
+    model = gl.model.Gato(cfg.model_config(), rngs=nnx.Rngs(0))
+    g, s = nnx.split(model)
+    k = gl.model.target_bucket(batch)
+    step = jax.jit(lambda s, b: gl.model.loss_fn(nnx.merge(g, s), b, max_targets=k)[0])
+    assert "sharding_constraint" not in step.lower(s, batch).as_text()  # one device, no context: nothing added
+    with gl.train.activation_sharding(gl.train.make_mesh((1, 1, 1))):
+        pinned = _sharding_constraints(step.lower(s, batch).as_text())
+    assert _expected_activation_constraints(8, 64, k) <= pinned, pinned
+
+
 @pytest.mark.slow
 def test_sharded_equals_unsharded_on_8_cpu_devices(tmp_path):
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     reports = {}
-    for mesh in ([1, 1, 1], [8, 1, 1], [2, 4, 1], [2, 2, 2]):
+    for mesh in ([1, 1, 1], [8, 1, 1], [1, 8, 1], [2, 4, 1], [2, 2, 2]):
         name = "x".join(map(str, mesh))
         _worker(tmp_path / name, {"steps": 3, "ckpt_every": 100, "mesh_shape": mesh}, "--report",
-                str(tmp_path / f"{name}.json"), env=env)
+                str(tmp_path / f"{name}.json"), *(["--lowered", str(tmp_path / "lowered.txt")] if name == "2x2x2" else []),
+                env=env)
         reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
     base = reports.pop("1x1x1")
     assert base["devices"] == 8
     assert reports["8x1x1"]["sharded_fraction"] == 0.0  # data parallel: parameters replicated
-    assert reports["2x4x1"]["sharded_fraction"] > 0.95  # FSDP: (nearly) every parameter split
+    assert reports["1x8x1"]["sharded_fraction"] > 0.95 and reports["2x4x1"]["sharded_fraction"] > 0.95  # FSDP
     for name, rep in reports.items():
         for step, loss in base["losses"].items():
             assert rep["losses"][step] == pytest.approx(loss, rel=1e-4), name  # stated tolerance: 1e-4 relative
         assert rep["param_abs_sum"] == pytest.approx(base["param_abs_sum"], rel=1e-4), name
+    # The activations are pinned in the step the 2x2x2 mesh really ran (batch 8 x 64 tokens).
+    pinned = _sharding_constraints((tmp_path / "lowered.txt").read_text())
+    targets = {shape[1] for shape, _ in pinned if shape[-1] == gl.model.ModelConfig.preset("tiny").padded_vocab_size}
+    assert len(targets) == 1 and _expected_activation_constraints(8, 64, targets.pop()) <= pinned, pinned
 
 
 def _free_port():
@@ -155,12 +196,14 @@ def test_cli_trains_on_a_generated_dataset(tmp_path):
     assert cli.main(["data", "generate", "--domain", "classic", "--tasks", "CartPole-v1", "--episodes", "3",
                      "--out", str(tmp_path / "data")]) == 0
     assert cli.main(["train", "--preset", "tiny", "--data", str(tmp_path / "data" / "classic"), "--steps", "3",
-                     "--out", str(tmp_path / "run"), "--text-vocab", "512", "--no-progress", "batch_size=4", "seq_len=128",
+                     "--out", str(tmp_path / "run"), "--text-vocab", "512", "--text-chars", "100000", "--no-progress",
+                     "batch_size=4", "seq_len=128",
                      "log_every=1", "peak_flops=1e11"]) == 0
     lines = gl.train.read_metrics(tmp_path / "run")
     assert [m["step"] for m in lines] == [1, 2, 3] and lines[0]["targets/discrete"] > 0
     assert all(m["targets/domain/classic"] > 0 and np.isfinite(m["loss/domain/classic"]) for m in lines)  # per-domain loss
-    assert cli.main(["train", "--out", str(tmp_path / "x"), "--mixture", "default", "--text-vocab", "512"]) == 2  # no --data
+    assert cli.main(["train", "--out", str(tmp_path / "x"), "--mixture", "default", "--text-vocab", "512",
+                     "--text-chars", "100000"]) == 2  # no --data
 
 
 def test_max_seconds_stops_early_with_a_checkpoint(tmp_path):
@@ -178,13 +221,13 @@ def test_prefetch_hands_out_the_same_batches_and_the_state_of_the_last_one():
     plain, ahead = _source(cfg), Prefetch(_source(cfg), depth=3)
     for _ in range(3):
         a, b = next(plain), next(ahead)
-        np.testing.assert_array_equal(a["ids"], b["ids"])
+        np.testing.assert_array_equal(a.tokens.ids, b.tokens.ids)
     assert ahead.get_state() == plain.get_state()  # not the state of the batches read ahead
     resumed = _source(cfg)
     resumed.set_state(ahead.get_state())
-    np.testing.assert_array_equal(next(resumed)["ids"], next(ahead)["ids"])
+    np.testing.assert_array_equal(next(resumed).tokens.ids, next(ahead).tokens.ids)
     ahead.set_state({"index": 0})  # rewinds: stops the reader, restarts on the next call
-    np.testing.assert_array_equal(next(ahead)["ids"], next(_source(cfg))["ids"])
+    np.testing.assert_array_equal(next(ahead).tokens.ids, next(_source(cfg)).tokens.ids)
     ahead.close()
 
     class Broken:
@@ -202,16 +245,17 @@ def test_prefetch_hands_out_the_same_batches_and_the_state_of_the_last_one():
 
 
 def test_patch_bucket_leaves_the_loss_unchanged():
-    from gatolab.train.loop import _PATCH_INPUTS, _patch_bucket
+    from gatolab.train.loop import _patch_bucket
 
     cfg = _cfg(max_patches=64)
-    batch = next(_source(cfg))
-    used = int(batch["patch_index"].max()) + 1
+    batch = next(_source(cfg)).tokens
+    used = int(batch.patch_index.max()) + 1
     p = _patch_bucket(batch)
     assert used <= p < 2 * max(used, 8) and p <= 64
-    assert _patch_bucket({**batch, "patch_index": np.full_like(batch["patch_index"], -1)}) == 8
+    assert _patch_bucket(batch.replace(patch_index=np.full_like(batch.patch_index, -1))) == 8
     model = gl.model.Gato(cfg.model_config(), rngs=__import__("flax").nnx.Rngs(0))
-    sliced = {**batch, **{k: batch[k][:, :p] for k in _PATCH_INPUTS}}
+    sliced = batch.truncate_patches(p)
+    assert sliced.patches.shape[1] == p and sliced.patch_row_interval.shape[1] == sliced.patch_col_interval.shape[1] == p
     np.testing.assert_allclose(float(gl.model.loss_fn(model, sliced)[0]), float(gl.model.loss_fn(model, batch)[0]),
                                rtol=1e-5)
 
@@ -220,7 +264,7 @@ def test_compact_vocabulary_trains_and_the_agent_decodes_with_it(tmp_path):
     data = gl.data.generate("classic", tmp_path / "data", tasks=["CartPole-v1"], episodes=2)
     run = tmp_path / "run"
     gl.train.train("tiny", out=run, steps=2, data=[str(tmp_path / "data" / "classic")], text_vocab=512,
-                   compact_vocab=True, progress=False, overrides={"batch_size": 2, "seq_len": 64, "peak_flops": 1e11})
+                   text_chars=100_000, compact_vocab=True, progress=False, overrides={"batch_size": 2, "seq_len": 64, "peak_flops": 1e11})
     model, tok, _ = load_model(run)
     # "shared" discrete ids: continuous values start at max(512, 1024); 1024 bins + 3 specials.
     assert tok.vocab.text_size == 512 and model.config.vocab_size == tok.vocab.size == 2051

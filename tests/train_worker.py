@@ -1,8 +1,9 @@
 """A training process the tests start in a subprocess (multi-device, multi-host, SIGKILL).
 
-    python tests/train_worker.py OUT_DIR '{"steps": 6, ...}' [--kill-at STEP] [--report FILE]
+    python tests/train_worker.py OUT_DIR '{"steps": 6, ...}' [--kill-at STEP] [--report FILE] [--lowered FILE]
 
-Writes `report` JSON: per-step losses and a checksum of the final parameters.
+Writes `report` JSON: per-step losses and a checksum of the final parameters; `lowered`:
+the train step of one more batch lowered to StableHLO text (its sharding annotations).
 """
 
 import argparse
@@ -26,6 +27,7 @@ def main() -> int:
     ap.add_argument("overrides")
     ap.add_argument("--kill-at", type=int, default=None)
     ap.add_argument("--report", default=None)
+    ap.add_argument("--lowered", default=None)
     ap.add_argument("--coordinator", default=None)
     ap.add_argument("--process-id", type=int, default=None)
     ap.add_argument("--num-processes", type=int, default=None)
@@ -54,6 +56,9 @@ def main() -> int:
     split = sum(p.size for p in live if not p.sharding.is_fully_replicated) / sum(p.size for p in live)
     params = jax.tree.leaves(nnx.to_pure_dict(nnx.state(nnx.merge(trainer.graphdef, trainer.state)[0], nnx.Param)))
     checksum = float(sum(np.abs(np.asarray(p, np.float64)).sum() for p in params))
+    if args.lowered and jax.process_index() == 0:
+        with open(args.lowered, "w") as f:
+            f.write(trainer.lower_step(next(src)).as_text())
     if args.report and jax.process_index() == 0:
         with open(args.report, "w") as f:
             json.dump({"losses": losses, "param_abs_sum": checksum, "devices": jax.device_count(), "sharded_fraction": split,

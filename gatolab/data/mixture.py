@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from gatolab.batch import Batch
 from gatolab.data.storage import EpisodeDataset
 from gatolab.gato_tokenizer import GatoTokenizer
 from gatolab.sequence import TokenSequence
@@ -338,10 +339,16 @@ class Mixture:
     def row(self, index: int) -> dict[str, np.ndarray]:
         """Row `index` of the stream: `TokenSequence.to_arrays` plus prompt mask and provenance.
 
-    Extra keys: prompt_mask (L,), and per row dataset_id, task_id, episode_id (the
-    first episode), prompt_kind, prompt_episode_id, start_timestep, index (position in
-    the stream), num_episodes (how many episodes were packed into the row).
-    """
+        Extra keys: prompt_mask (L,), and per row dataset_id, task_id, episode_id (the
+        first episode), prompt_kind, prompt_episode_id, start_timestep, index (position in
+        the stream), num_episodes (how many episodes were packed into the row); the
+        meaning of each is `gatolab.batch.BatchInfo`'s.
+
+        A row stays the dict `TokenSequence.to_arrays` returns, not a type of its own: it is
+        exactly what `Batch.stack` consumes (which checks every key against the fields of
+        `TokenBatch` and `BatchInfo`), so a typed row would repeat those two field lists
+        without a batch axis.
+        """
         c, L = self.config, self.config.sequence_length
         d = self.draw(index)
         ds = self.datasets[d.dataset]
@@ -410,7 +417,7 @@ class Mixture:
 
     # --- grain ---------------------------------------------------------------------------
     def dataset(self, batch_size: int, *, num_rows: int = 1 << 40, process_index: int = 0, process_count: int = 1):
-        """The grain `MapDataset` of batches for this host: rows h, h+P, ... grouped by `batch_size`.
+        """The grain `MapDataset` of `Batch`es for this host: rows h, h+P, ... grouped by `batch_size`.
 
         Args:
           batch_size: rows per batch on this host (global batch / process_count).
@@ -424,11 +431,11 @@ class Mixture:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         ds = grain.MapDataset.range(num_rows)[process_index::process_count]
-        return ds.map(self.row).batch(batch_size, drop_remainder=True)
+        return ds.map(self.row).batch(batch_size, drop_remainder=True, batch_fn=Batch.stack)
 
     def iterator(self, batch_size: int, *, workers: int = 0, process_index: int = 0, process_count: int = 1,
                  prefetch: int = 2, num_rows: int = 1 << 40):
-        """A grain iterator of batches (dicts of (B, ...) arrays) with `get_state`/`set_state`.
+        """A grain iterator of `gatolab.batch.Batch`es with `get_state`/`set_state`.
 
         `workers` > 0 runs the rows in that many processes (grain `mp_prefetch`); the
         batches are the same for any number of workers.
@@ -493,8 +500,8 @@ def throughput(mix: Mixture, num_rows: int = 256, batch_size: int = 16, workers:
         t1 = time.perf_counter()
         tokens = rows = 0
         for b in it:
-            tokens += int(b["valid"].sum())
-            rows += b["valid"].shape[0]
+            tokens += int(b.tokens.valid.sum())
+            rows += b.tokens.valid.shape[0]
         t2 = time.perf_counter()
     finally:
         if hasattr(it, "close"):

@@ -14,6 +14,7 @@ import numpy as np
 from flax import nnx
 
 from gatolab.model.config import PAPER_PARAMS, PARAM_CONVENTION, ModelConfig, block_param_count
+from gatolab.model.gato import Gato
 
 
 def count_params(model: nnx.Module) -> int:
@@ -38,8 +39,6 @@ def count_by_part(model: nnx.Module) -> dict[str, int]:
 
 def abstract_model(config: ModelConfig):
     """The model's structure with ShapeDtypeStructs instead of arrays (allocates nothing)."""
-    from gatolab.model.gato import Gato
-
     return nnx.eval_shape(lambda: Gato(config, rngs=nnx.Rngs(0)))
 
 

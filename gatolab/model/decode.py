@@ -36,8 +36,9 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
-from gatolab.model.gato import Gato
-from gatolab.model.layers import compute_dtype, einsum
+from gatolab.batch import TokenBatch
+from gatolab.model.gato import Gato, logits
+from gatolab.model.layers import compute_dtype
 from gatolab.sequence import TokenSequence
 from gatolab.specs import Modality
 from gatolab.tokenizers import Vocabulary
@@ -58,29 +59,98 @@ def _bucket(n: int, capacity: int) -> int:
 
 def restricted_logits(model: Gato, h: Float[Array, "D"], lo: Int[Array, ""], hi: Int[Array, ""],
                       width: int) -> tuple[Float[Array, "W"], Int[Array, ""]]:
-    """Logits of ids [lo, hi) only, computed on a (W, D) slice of the output matrix.
+    """Logits of ids [lo, hi) only, on a (W, D) slice of the output matrix (`heads.Unembed.window`).
 
     Projecting onto W <= 1024 rows instead of all 33k makes a decode step's output
     cost negligible. Returns (logits over ids start .. start + W - 1 with illegal ids
     at -inf, start).
     """
-    cfg = model.config
-    v = cfg.padded_vocab_size
-    start = jnp.clip(lo, 0, v - width)
-    if cfg.tie_embeddings:
-        rows = jax.lax.dynamic_slice_in_dim(model.embed.table[...], start, width, axis=0)  # (W, D)
-    else:
-        rows = jax.lax.dynamic_slice_in_dim(model.unembed[...], start, width, axis=1).T
-    logits = einsum("D,WD->W", h, rows, compute_dtype(cfg.dtype))
-    ids = start + jnp.arange(width)
-    return jnp.where((ids >= lo) & (ids < hi), logits, -jnp.inf), start
+    return model.head.window(h, lo, hi, width)
 
 
-def sample_restricted(logits: Float[Array, "W"], temperature: Float[Array, ""], key: jax.Array) -> Int[Array, ""]:
-    """Index of a sampled (temperature > 0, Gumbel-max) or greedy (temperature <= 0) entry."""
-    g = jax.random.gumbel(key, logits.shape)
-    sampled = jnp.argmax(logits / jnp.maximum(temperature, 1e-6) + g)
-    return jnp.where(temperature > 0, sampled, jnp.argmax(logits))
+def sample_restricted(window: Float[Array, "W"], temperature: Float[Array, ""], key: jax.Array) -> Int[Array, ""]:
+    """Index of a sampled (temperature > 0, Gumbel-max) or greedy (temperature <= 0) entry of
+    the logits `window`."""
+    g = jax.random.gumbel(key, window.shape)
+    sampled = jnp.argmax(window / jnp.maximum(temperature, 1e-6) + g)
+    return jnp.where(temperature > 0, sampled, jnp.argmax(window))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tokens:
+    """Tokens the decoder feeds or has fed, one entry per token, numbered by decoder timestep.
+
+    The fields are `TokenBatch`'s, plus `timestep`, except that every token carries its own
+    patch (zeros unless it is an IMAGE token): pieces then join and split by plain
+    indexing, and `chunk` packs them into the `TokenBatch` the network reads.
+    """
+
+    ids: np.ndarray  # (N,) int32
+    modality: np.ndarray  # (N,) int8
+    local_position: np.ndarray  # (N,) int32
+    is_action: np.ndarray  # (N,) bool
+    timestep: np.ndarray  # (N,) int64: the decoder's timestep counter
+    patches: np.ndarray  # (N, S, S, C) float32
+    patch_row_interval: np.ndarray  # (N, 2) float32
+    patch_col_interval: np.ndarray  # (N, 2) float32
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_sequence(cls, seq: TokenSequence, first_timestep: int) -> _Tokens:
+        """`seq`'s tokens, its timesteps renumbered from `first_timestep`."""
+        img = seq.patch_index >= 0
+        per_token = {}
+        for name in ("patches", "patch_row_interval", "patch_col_interval"):
+            src = getattr(seq, name)
+            per_token[name] = np.zeros((len(seq), *src.shape[1:]), np.float32)
+            per_token[name][img] = src[seq.patch_index[img]]
+        t = seq.timestep - (seq.timestep[0] if len(seq) else 0) + first_timestep
+        return cls(seq.ids, seq.modality, seq.local_position, seq.is_action, t.astype(np.int64), **per_token)
+
+    @classmethod
+    def actions(cls, pending: list[tuple[int, int, int]], patch_size: int, channels: int) -> _Tokens:
+        """Action tokens from (id, modality, timestep) triples."""
+        n = len(pending)
+        return cls(np.array([p[0] for p in pending], np.int32), np.array([p[1] for p in pending], np.int8),
+                   np.full(n, -1, np.int32), np.ones(n, bool), np.array([p[2] for p in pending], np.int64),
+                   np.zeros((n, patch_size, patch_size, channels), np.float32), np.zeros((n, 2), np.float32),
+                   np.zeros((n, 2), np.float32))
+
+    @classmethod
+    def join(cls, parts: list[_Tokens]) -> _Tokens:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            raise ValueError("Decoder: nothing to feed")
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)})
+
+    def where(self, keep: np.ndarray) -> _Tokens:
+        return _Tokens(**{f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)})
+
+    def chunk(self, length: int, patch_slots: int) -> TokenBatch:
+        """A (1, length) `TokenBatch`: these tokens, then padding; only the image tokens'
+        patches, in order, padded to `patch_slots` (0: no patch axis, the ResNet is skipped)."""
+        n = len(self)
+        is_img = self.modality == Modality.IMAGE
+        n_img = int(is_img.sum())
+
+        def pad(a, fill):
+            out = np.full((length, *a.shape[1:]), fill, a.dtype)
+            out[:n] = a
+            return out[None]
+
+        def pad_patches(a):
+            out = np.zeros((patch_slots, *a.shape[1:]), np.float32)
+            out[:n_img] = a[is_img]
+            return out[None]
+
+        return TokenBatch(ids=pad(self.ids, 0), modality=pad(self.modality, int(Modality.PAD)),
+                          local_position=pad(self.local_position, -1), is_action=pad(self.is_action, False),
+                          patch_index=pad(np.where(is_img, np.cumsum(is_img) - 1, -1).astype(np.int32), -1),
+                          valid=pad(np.ones(n, bool), False), loss_mask=pad(np.zeros(n, bool), False),
+                          patches=pad_patches(self.patches), patch_row_interval=pad_patches(self.patch_row_interval),
+                          patch_col_interval=pad_patches(self.patch_col_interval))
 
 
 class Decoder:
@@ -144,7 +214,7 @@ class Decoder:
         self.timestep = -1  # current timestep number
         self.pending: list[tuple[int, int, int]] = []  # sampled action tokens not fed yet: (id, modality, timestep)
         self.h_last = None  # hidden state of the last fed token
-        self.history: list[dict[str, np.ndarray]] = []  # fed tokens, for "recompute"
+        self.history: list[_Tokens] = []  # fed tokens, for "recompute"
         self.dropped_timesteps = 0
 
     @property
@@ -152,35 +222,8 @@ class Decoder:
         return int(np.sum(self.slot_order[: self.capacity] >= 0))
 
     # --- feeding tokens ------------------------------------------------------------------
-    def _chunk_from_sequence(self, seq: TokenSequence, timestep_offset: int) -> dict[str, np.ndarray]:
-        arr = seq.to_arrays(len(seq), max(seq.num_patches, 1))
-        arr["patch_of_token"] = np.zeros((len(seq), *arr["patches"].shape[1:]), np.float32)
-        arr["row_of_token"] = np.zeros((len(seq), 2), np.float32)
-        arr["col_of_token"] = np.zeros((len(seq), 2), np.float32)
-        img = arr["patch_index"] >= 0
-        arr["patch_of_token"][img] = arr["patches"][arr["patch_index"][img]]
-        arr["row_of_token"][img] = arr["patch_row_interval"][arr["patch_index"][img]]
-        arr["col_of_token"][img] = arr["patch_col_interval"][arr["patch_index"][img]]
-        t = seq.timestep - (seq.timestep[0] if len(seq) else 0) + timestep_offset
-        return {"ids": arr["ids"], "modality": arr["modality"], "local_position": arr["local_position"],
-                "is_action": arr["is_action"], "timestep": t.astype(np.int64), "patch": arr["patch_of_token"],
-                "row": arr["row_of_token"], "col": arr["col_of_token"]}
-
-    def _pending_chunk(self) -> dict[str, np.ndarray]:
-        n = len(self.pending)
-        s, c = self.config.patch_size, self.config.image_channels
-        return {"ids": np.array([p[0] for p in self.pending], np.int32),
-                "modality": np.array([p[1] for p in self.pending], np.int8),
-                "local_position": np.full(n, -1, np.int32), "is_action": np.ones(n, bool),
-                "timestep": np.array([p[2] for p in self.pending], np.int64), "patch": np.zeros((n, s, s, c), np.float32),
-                "row": np.zeros((n, 2), np.float32), "col": np.zeros((n, 2), np.float32)}
-
-    @staticmethod
-    def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        parts = [p for p in parts if len(p["ids"])]
-        if not parts:
-            raise ValueError("Decoder: nothing to feed")
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    def _pending_tokens(self) -> _Tokens:
+        return _Tokens.actions(self.pending, self.config.patch_size, self.config.image_channels)
 
     def _make_room(self, n: int) -> None:
         """Drops the oldest whole timesteps until n more tokens fit (never mid-timestep)."""
@@ -204,11 +247,11 @@ class Decoder:
             raise ValueError(f"Decoder: the current timestep alone would exceed the context of {self.capacity} tokens")
         if self.overflow == "recompute":
             keep_from = int(self.slot_timestep[self.slot_order >= 0].min()) if np.any(self.slot_order >= 0) else newest
-            history = self._join(self.history) if self.history else None
+            history = _Tokens.join(self.history) if self.history else None
             self._reset_cache_only()
             if history is not None:
-                kept = {k: v[history["timestep"] >= keep_from] for k, v in history.items()}
-                if len(kept["ids"]):
+                kept = history.where(history.timestep >= keep_from)
+                if len(kept):
                     self._run(kept)
 
     def _reset_cache_only(self) -> None:
@@ -218,14 +261,14 @@ class Decoder:
         self.slot_timestep = np.full(s + 1, -1, np.int64)
         self.history = []
 
-    def _run(self, tokens: dict[str, np.ndarray], lo: int = 0, hi: int = 1, width: int = 1, temperature: float = 0.0,
+    def _run(self, tokens: _Tokens, lo: int = 0, hi: int = 1, width: int = 1, temperature: float = 0.0,
              key: jax.Array | None = None, all_logits: bool = False):
         """Writes `tokens` into free slots and runs the network on them."""
-        n = len(tokens["ids"])
-        if tokens["ids"].min() < 0 or tokens["ids"].max() >= self.config.vocab_size:
+        n = len(tokens)
+        if tokens.ids.min() < 0 or tokens.ids.max() >= self.config.vocab_size:
             raise ValueError(f"Decoder: token ids must lie in [0, {self.config.vocab_size})")
-        if tokens["local_position"].max() >= self.config.max_local_positions:
-            raise ValueError(f"Decoder: an observation has {tokens['local_position'].max() + 1} tokens, more than "
+        if tokens.local_position.max() >= self.config.max_local_positions:
+            raise ValueError(f"Decoder: an observation has {tokens.local_position.max() + 1} tokens, more than "
                              f"max_local_positions={self.config.max_local_positions}")
         free = np.flatnonzero(self.slot_order[: self.capacity] < 0)[:n]
         tb = _bucket(n, self.capacity)
@@ -234,32 +277,12 @@ class Decoder:
         order = np.full(tb, -1, np.int32)
         order[:n] = self.counter + np.arange(n)
         self.slot_order[free] = order[:n]
-        self.slot_timestep[free] = tokens["timestep"]
+        self.slot_timestep[free] = tokens.timestep
         self.counter += n
         if self.overflow == "recompute":
             self.history.append(tokens)
-
-        def pad(a, fill):
-            out = np.full((tb, *a.shape[1:]), fill, a.dtype)
-            out[:n] = a
-            return out[None]
-
-        is_img = tokens["modality"] == Modality.IMAGE
-        n_img = int(is_img.sum())
-        pb = _bucket(n_img, self.capacity) if n_img else 0
-
-        def pad_p(a):
-            out = np.zeros((pb, *a.shape[1:]), np.float32)
-            out[:n_img] = a
-            return out[None]
-
-        chunk = {"ids": pad(tokens["ids"], 0), "modality": pad(tokens["modality"], int(Modality.PAD)),
-                 "local_position": pad(tokens["local_position"], -1), "is_action": pad(tokens["is_action"], False),
-                 "valid": pad(np.ones(n, bool), False),
-                 "patch_index": pad(np.where(is_img, np.cumsum(is_img) - 1, -1).astype(np.int32), -1),
-                 # Only the chunk's image tokens carry patches (none: the ResNet is skipped).
-                 "patches": pad_p(tokens["patch"][is_img]), "patch_row_interval": pad_p(tokens["row"][is_img]),
-                 "patch_col_interval": pad_p(tokens["col"][is_img])}
+        n_img = int(np.sum(tokens.modality == Modality.IMAGE))
+        chunk = tokens.chunk(tb, _bucket(n_img, self.capacity) if n_img else 0)
         key = jax.random.key(0) if key is None else key
         feed, state = (self._chunk_feed, self.chunk_state) if tb >= 8 else (self._feed, self.state)
         token, h_last, self.cache, full = feed(
@@ -268,11 +291,11 @@ class Decoder:
         self.h_last = h_last
         return token, (None if full is None else full[:n])
 
-    def _feed_tokens(self, new: dict[str, np.ndarray] | None, **sample):
-        parts = ([self._pending_chunk()] if self.pending else []) + ([new] if new is not None else [])
-        tokens = self._join(parts)
+    def _feed_tokens(self, new: _Tokens | None, **sample):
+        parts = ([self._pending_tokens()] if self.pending else []) + ([new] if new is not None else [])
+        tokens = _Tokens.join(parts)
         self.pending = []
-        self._make_room(len(tokens["ids"]))
+        self._make_room(len(tokens))
         return self._run(tokens, **sample)
 
     def prefill(self, prompt: TokenSequence, *, return_logits: bool = False):
@@ -282,9 +305,9 @@ class Decoder:
         """
         if len(prompt) == 0:
             raise ValueError("Decoder.prefill: empty prompt")
-        chunk = self._chunk_from_sequence(prompt, self.timestep + 1)
-        self.timestep = int(chunk["timestep"][-1])
-        _, full = self._feed_tokens(chunk, all_logits=return_logits)
+        tokens = _Tokens.from_sequence(prompt, self.timestep + 1)
+        self.timestep = int(tokens.timestep[-1])
+        _, full = self._feed_tokens(tokens, all_logits=return_logits)
         return full
 
     def observe(self, observation: TokenSequence, *, return_logits: bool = False):
@@ -298,8 +321,7 @@ class Decoder:
             raise ValueError("Decoder.observe: expected the tokens of one observation (tokenize_observation), "
                              f"got {observation.num_timesteps} timesteps with {int(observation.is_action.sum())} action tokens")
         self.timestep += 1
-        chunk = self._chunk_from_sequence(observation, self.timestep)
-        _, full = self._feed_tokens(chunk, all_logits=return_logits)
+        _, full = self._feed_tokens(_Tokens.from_sequence(observation, self.timestep), all_logits=return_logits)
         return full
 
     def feed_actions(self, ids: np.ndarray, *, return_logits: bool = False):
@@ -387,16 +409,16 @@ def _feed_impl(graphdef, state, cache, chunk, slots, slot_order, query_order, la
     model = nnx.merge(graphdef, state)
     h, cache = model.extend(chunk, cache, slots, slot_order, query_order)
     h_last = h[0, last]
-    logits, start = restricted_logits(model, h_last, lo, hi, width)
-    token = start + sample_restricted(logits, temperature, key)
-    full = model.logits(h[0]) if all_logits else None
+    window, start = restricted_logits(model, h_last, lo, hi, width)
+    token = start + sample_restricted(window, temperature, key)
+    full = logits(model, h)[0] if all_logits else None
     return token, h_last, cache, full
 
 
 def _sample_impl(graphdef, state, h, lo, hi, temperature, key, *, width: int):
     model = nnx.merge(graphdef, state)
-    logits, start = restricted_logits(model, h, lo, hi, width)
-    return start + sample_restricted(logits, temperature, key)
+    window, start = restricted_logits(model, h, lo, hi, width)
+    return start + sample_restricted(window, temperature, key)
 
 
 # Jitted steps per graph definition, shared by every Decoder of the same architecture

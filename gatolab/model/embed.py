@@ -4,6 +4,8 @@
     patches (B, P, 16, 16, 3) -- ResNet v2 block -> (B, P, D) + row + column ---+--> (B, T, D)
     local_position (B, T) -- learned local observation positions; actions [open] +
 
+Every input is a field of the `gatolab.batch.TokenBatch` the Embedder is called with.
+
 Axis glossary: B batch, T tokens, D embed, P patches, S patch side (16), C channels,
 X flattened pooled patch features, V vocab (padded).
 """
@@ -13,8 +15,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Float, Int
 
+from gatolab.batch import TokenBatch
 from gatolab.model.config import ModelConfig
 from gatolab.model.layers import Conv3x3, GroupNorm, compute_dtype, einsum, fan_in_init, param, zeros_param
 from gatolab.specs import Modality
@@ -98,7 +101,7 @@ class Embedder(nnx.Module):
 
     Attributes:
       table: (V, D) lookup table for text, discrete, continuous and special tokens; also
-        the tied output projection (`attend`). V is padded to a multiple of 128.
+        the tied output projection (`heads.Unembed`). V is padded to a multiple of 128.
       local_position: (max_local_positions, D) learned observation positions (C.3).
       action_position: (D,) the shared action vector when `action_position="shared"`.
       row_position, col_position: (128, D) patch position tables (C.3).
@@ -117,38 +120,33 @@ class Embedder(nnx.Module):
         self.col_position = param(rngs, fan_in_init(d), (config.patch_position_bins, d), (None, "embed"))
         self.patch = PatchResNet(config, rngs)
 
-    def embed_patches(self, patches: Float[Array, "B P S S C"], rows: Float[Array, "B P 2"], cols: Float[Array, "B P 2"],
-                      *, train: bool, key: jax.Array | None = None) -> Float[Array, "B P D"]:
+    def embed_patches(self, batch: TokenBatch, *, train: bool, key: jax.Array | None = None) -> Float[Array, "B P D"]:
         """ResNet vector per patch plus its row and column position embeddings."""
+        patches = batch.patches
         b, p = patches.shape[:2]
         if p == 0:
             return jnp.zeros((b, 0, self.config.embed_dim), jnp.float32)
         vec = self.patch(patches.reshape(b * p, *patches.shape[2:])).reshape(b, p, -1)
         bins = self.config.patch_position_bins
         k_row, k_col = jax.random.split(key) if train else (None, None)
-        ri = patch_position_indices(rows, bins, train=train, key=k_row)
-        ci = patch_position_indices(cols, bins, train=train, key=k_col)
+        ri = patch_position_indices(batch.patch_row_interval, bins, train=train, key=k_row)
+        ci = patch_position_indices(batch.patch_col_interval, bins, train=train, key=k_col)
         return vec + self.row_position[...][ri] + self.col_position[...][ci]
 
-    def __call__(self, ids: Int[Array, "B T"], modality: Int[Array, "B T"], local_position: Int[Array, "B T"],
-                 is_action: Bool[Array, "B T"], patch_index: Int[Array, "B T"], patches: Float[Array, "B P S S C"],
-                 patch_row_interval: Float[Array, "B P 2"], patch_col_interval: Float[Array, "B P 2"], *,
-                 train: bool, key: jax.Array | None = None) -> Float[Array, "B T D"]:
-        x = self.table[...][ids]  # (B, T, D): text, discrete, continuous, '|', pad
-        pvec = self.embed_patches(patches, patch_row_interval, patch_col_interval, train=train, key=key)
+    def __call__(self, batch: TokenBatch, *, train: bool, key: jax.Array | None = None) -> Float[Array, "B T D"]:
+        """The (B, T, D) input embeddings of a batch (`key`: patch-position draws in training)."""
+        x = self.table[...][batch.ids]  # (B, T, D): text, discrete, continuous, '|', pad
+        pvec = self.embed_patches(batch, train=train, key=key)
         if pvec.shape[1]:
             # Gato §2.2: image tokens take their patch's ResNet vector instead of a table row.
-            gathered = jnp.take_along_axis(pvec, jnp.maximum(patch_index, 0)[..., None], axis=1)  # (B, T, D)
-            x = jnp.where((modality == Modality.IMAGE)[..., None], gathered, x)
+            gathered = jnp.take_along_axis(pvec, jnp.maximum(batch.patch_index, 0)[..., None], axis=1)  # (B, T, D)
+            x = jnp.where((batch.modality == Modality.IMAGE)[..., None], gathered, x)
         # Gato appendix C.3: learned local positions for observation tokens.
+        local_position = batch.local_position
         is_obs = local_position >= 0
         pos = self.local_position[...][jnp.clip(local_position, 0, self.config.max_local_positions - 1)]
         x = x + jnp.where(is_obs[..., None], pos, 0.0)
         if self.config.action_position == "shared":
             # GATO_SPEC §2 [open]: one learned vector marks every action token.
-            x = x + jnp.where(is_action[..., None], self.action_position[...], 0.0)
+            x = x + jnp.where(batch.is_action[..., None], self.action_position[...], 0.0)
         return x
-
-    def attend(self, x: Float[Array, "... D"]) -> Float[Array, "... V"]:
-        """Tied output logits: x @ table^T (Press & Wolf, 2017)."""
-        return einsum("...D,VD->...V", x, self.table[...], compute_dtype(self.config.dtype))

@@ -1,36 +1,25 @@
-"""Stage 4: hidden states -> logits, and the masked training loss (Gato §2.3; GATO_SPEC §4).
+"""Stage 4: hidden states -> logits. The output projection, in one place (Gato §2.2; GATO_SPEC §3).
 
-Only text tokens and the agent's action tokens are targets; image and observation
-targets are masked out. Token i is a target when `loss_mask[i]`, and is predicted from
-the logits at position i - 1.
+GATO_SPEC §3 [open]: the output matrix is tied to the token table (`tie_embeddings`,
+Press & Wolf 2017: logits = h @ table^T, the table's rows are the ids) or is its own
+(D, V) matrix. `Unembed` holds whichever the model has and is what everything that turns
+hidden states into logits goes through: the training loss (every target, `__call__`) and
+the decoder (only the W legal ids of one action token, `window`). The V rows that only
+pad the table to a multiple of 128 are never predicted or sampled.
 
-`loss_fn(..., max_targets=K)` projects only K gathered target positions per row onto the
-vocabulary instead of all T: on control data ~10% of tokens are targets, and the
-(T, D) x (D, V) output projection is a third of the network's FLOPs at 79M parameters.
-`target_bucket(batch)` picks K on the host, so a batch with more targets than K is an
-error, never a silent truncation.
-
-Axis glossary: B batch, T tokens, N gathered targets, D embed, V vocab (padded).
+Axis glossary: B batch, T tokens, D embed, V vocab (padded), W width of a window of ids.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Float, Int
 
-from gatolab.model.layers import compute_dtype, einsum
-from gatolab.specs import Modality
-
-if TYPE_CHECKING:
-    from gatolab.model.gato import Gato
-
-# Targets are reported per modality of the target token (Gato §2.3: text and actions).
-LOSS_MODALITIES = {"text": Modality.TEXT, "discrete": Modality.DISCRETE, "continuous": Modality.CONTINUOUS}
+from gatolab.model.config import ModelConfig
+from gatolab.model.layers import LOGITS, compute_dtype, constrain, einsum
 
 
 def vocab_bias(vocab_size: int, padded_size: int) -> Float[Array, "V"]:
@@ -38,98 +27,44 @@ def vocab_bias(vocab_size: int, padded_size: int) -> Float[Array, "V"]:
     return jnp.where(jnp.arange(padded_size) < vocab_size, 0.0, -jnp.inf)
 
 
-def logits(model: Gato, h: Float[Array, "... D"]) -> Float[Array, "... V"]:
-    """Output logits over the padded vocabulary (padded ids at -inf), float32."""
-    cfg = model.config
-    if cfg.tie_embeddings:
-        out = model.embed.attend(h)
-    else:
-        out = einsum("...D,DV->...V", h, model.unembed[...], compute_dtype(cfg.dtype))
-    return out + vocab_bias(cfg.vocab_size, cfg.padded_vocab_size)
+@dataclasses.dataclass(frozen=True)
+class Unembed:
+    """The output projection D -> V of one model (`Gato.head`).
 
-
-def target_bucket(batch: Mapping[str, Any], multiple: int = 64) -> int:
-    """The smallest multiple of `multiple` that holds every row's targets (host side).
-
-    Pass it as `loss_fn(..., max_targets=...)`; bucketing keeps the number of distinct
-    compiled shapes small.
+    Attributes:
+      config: the model's config (tie, vocabulary sizes, compute dtype).
+      table: the (V, D) token table (`embed.table`): the output matrix when tied.
+      untied: the (D, V) output matrix (the model's top-level `unembed`) when not tied, else None.
     """
-    mask = np.asarray(batch["loss_mask"], bool)[:, 1:] & np.asarray(batch["valid"], bool)[:, 1:]
-    most = int(mask.sum(1).max(initial=0))
-    return max(multiple, int(np.ceil(most / multiple)) * multiple)
 
+    config: ModelConfig
+    table: Float[Array, "V D"]
+    untied: Float[Array, "D V"] | None
 
-def _targets(batch: Mapping[str, Array]) -> tuple[Int[Array, "B T"], Bool[Array, "B T"], Int[Array, "B T"]]:
-    """Shifted targets: position t of the result is token t + 1 (the last position has none)."""
-    ids = jnp.asarray(batch["ids"])
-    mask = jnp.asarray(batch["loss_mask"], bool) & jnp.asarray(batch["valid"], bool)
-    pad = lambda a, v: jnp.concatenate([a[:, 1:], jnp.full_like(a[:, :1], v)], axis=1)
-    return pad(ids, 0), pad(mask, False), pad(jnp.asarray(batch["modality"]).astype(jnp.int32), -1)
+    def __call__(self, h: Float[Array, "B T D"]) -> Float[Array, "B T V"]:
+        """Logits over the whole padded vocabulary (padded ids at -inf), float32."""
+        cfg = self.config
+        dtype = compute_dtype(cfg.dtype)
+        if self.untied is None:
+            out = einsum("BTD,VD->BTV", h, self.table, dtype)
+        else:
+            out = einsum("BTD,DV->BTV", h, self.untied, dtype)
+        return constrain(out + vocab_bias(cfg.vocab_size, cfg.padded_vocab_size), LOGITS)
 
+    def window(self, h: Float[Array, "D"], lo: Int[Array, ""], hi: Int[Array, ""],
+               width: int) -> tuple[Float[Array, "W"], Int[Array, ""]]:
+        """Logits of ids [lo, hi) only, computed on a (W, D) slice of the output matrix.
 
-def cross_entropy(logits_: Float[Array, "... V"], targets: Int[Array, "..."]) -> tuple[Float[Array, "..."], Bool[Array, "..."]]:
-    """Per-position negative log-likelihood (float32) and whether the argmax is right."""
-    logits_ = logits_.astype(jnp.float32)
-    lse = jax.nn.logsumexp(logits_, axis=-1)
-    picked = jnp.take_along_axis(logits_, targets[..., None], axis=-1)[..., 0]
-    return lse - picked, jnp.argmax(logits_, -1) == targets
-
-
-def loss_fn(model: Gato, batch: Mapping[str, Array], *, train: bool = False, key: jax.Array | None = None,
-            max_targets: int | None = None) -> tuple[Float[Array, ""], dict[str, Array]]:
-    """Masked next-token cross-entropy over text and action targets (Gato §2.3).
-
-    Args:
-      model: a `Gato`.
-      batch: arrays from `TokenSequence.to_arrays` + `stack_arrays`, with `loss_mask`.
-      train: sample patch positions and apply dropout (needs `key`).
-      key: PRNG key for training.
-      max_targets: None projects every position onto the vocabulary; an int K gathers at
-        most K target positions per row first (use `target_bucket(batch)`).
-
-    Returns:
-      (loss, metrics): loss is the mean over all target tokens in the batch; metrics has
-      `loss`, `accuracy`, `targets`, and per modality of the target token
-      (`text`, `discrete`, `continuous`) `loss/<m>` and `targets/<m>` (a modality with no
-      targets reports loss 0 and count 0), `dropped_targets` (always 0 when K comes
-      from `target_bucket`), and per row (B,) `row_nll` (summed) and `row_targets`.
-
-    Raises:
-      ValueError: `loss_mask` missing, or a concrete batch with more targets than K.
-    """
-    if "loss_mask" not in batch:
-        raise ValueError("loss_fn: batch has no 'loss_mask' (build it with TokenSequence.to_arrays)")
-    if max_targets is not None and not isinstance(batch["loss_mask"], jax.core.Tracer):
-        most = int((np.asarray(batch["loss_mask"], bool)[:, 1:] & np.asarray(batch["valid"], bool)[:, 1:]).sum(1).max(initial=0))
-        if most > max_targets:
-            raise ValueError(f"loss_fn: a row has {most} targets, more than max_targets={max_targets} "
-                             f"(use target_bucket(batch))")
-    h = model.hidden(batch, train=train, key=key)  # (B, T, D)
-    targets, mask, tmod = _targets(batch)
-    dropped = jnp.zeros((), jnp.int32)
-    if max_targets is not None:
-        counts = mask.sum(1)
-        dropped = jnp.maximum(counts - max_targets, 0).sum()
-        # Gather the K target positions of each row (stable order), pad with position 0.
-        idx = jax.vmap(lambda m: jnp.nonzero(m, size=max_targets, fill_value=0)[0])(mask)  # (B, N)
-        keep = jnp.arange(max_targets)[None, :] < counts[:, None]
-        h = jnp.take_along_axis(h, idx[..., None], axis=1)  # (B, N, D)
-        targets = jnp.take_along_axis(targets, idx, axis=1)
-        tmod = jnp.take_along_axis(tmod, idx, axis=1)
-        mask = keep
-    nll, correct = cross_entropy(logits(model, h), targets)
-    w = mask.astype(jnp.float32)
-    n = w.sum()
-    loss = (nll * w).sum() / jnp.maximum(n, 1.0)
-    metrics = {"loss": loss, "accuracy": (correct * w).sum() / jnp.maximum(n, 1.0), "targets": n,
-               "dropped_targets": dropped}
-    for name, m in LOSS_MODALITIES.items():
-        wm = w * (tmod == int(m))
-        nm = wm.sum()
-        metrics[f"loss/{name}"] = (nll * wm).sum() / jnp.maximum(nm, 1.0)
-        metrics[f"targets/{name}"] = nm
-    # Per row (B,): summed target NLL and target count, so callers can report the loss per
-    # domain or task (the batch's `dataset_id`) without another pass.
-    metrics["row_nll"] = (nll * w).sum(-1)
-    metrics["row_targets"] = w.sum(-1)
-    return loss, metrics
+        Projecting onto W <= 1024 rows instead of all 33k makes a decode step's output
+        cost negligible. Returns (logits of ids start .. start + W - 1, illegal ids at
+        -inf; start), with start = lo clipped so the window stays inside the table.
+        """
+        start = jnp.clip(lo, 0, self.config.padded_vocab_size - width)
+        if self.untied is None:
+            rows = jax.lax.dynamic_slice_in_dim(self.table, start, width, axis=0)  # (W, D)
+            logits = einsum("D,WD->W", h, rows, compute_dtype(self.config.dtype))
+        else:
+            cols = jax.lax.dynamic_slice_in_dim(self.untied, start, width, axis=1)  # (D, W)
+            logits = einsum("D,DW->W", h, cols, compute_dtype(self.config.dtype))
+        ids = start + jnp.arange(width)
+        return jnp.where((ids >= lo) & (ids < hi), logits, -jnp.inf), start

@@ -10,7 +10,6 @@ Axis glossary: B batch, T tokens, S keys, D embed, H heads, V vocab, P patches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -19,8 +18,10 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float
 
+from gatolab.batch import TokenBatch
 from gatolab.model.embed import patch_position_bounds, patch_position_indices
-from gatolab.model.gato import MODEL_KEYS, Gato
+from gatolab.model.gato import Gato, logits
+from gatolab.model.loss import loss_fn
 
 
 def _describe(stage: str, x, note: str = "") -> dict[str, Any]:
@@ -31,7 +32,7 @@ def _describe(stage: str, x, note: str = "") -> dict[str, Any]:
             "std": float(finite.std()) if finite.size else float("nan"), "note": note}
 
 
-def stage_shapes(model: Gato, batch: Mapping[str, Array]) -> list[dict[str, Any]]:
+def stage_shapes(model: Gato, batch: TokenBatch) -> list[dict[str, Any]]:
     """One row per stage: name, shape, dtype, mean and std of the values (evaluation mode).
 
     The whole pass is compiled once (`jax.jit`) rather than run op by op.
@@ -42,33 +43,31 @@ def stage_shapes(model: Gato, batch: Mapping[str, Array]) -> list[dict[str, Any]
     @jax.jit
     def run(state, batch):
         m = nnx.merge(graphdef, state)
-        pvec = m.embed.embed_patches(batch["patches"], batch["patch_row_interval"], batch["patch_col_interval"], train=False)
+        pvec = m.embed.embed_patches(batch, train=False)
         h, extra = m.hidden(batch, collect=True)
-        return pvec, extra["embeddings"], extra["blocks"], h, m.logits(h)
+        return pvec, extra["embeddings"], extra["blocks"], h, logits(m, h)
 
-    pvec, emb, blocks, h, logits = run(state, {k: jnp.asarray(v) for k, v in batch.items() if k in MODEL_KEYS})
-    rows = [_describe("tokens (ids)", batch["ids"], "one id per token; image tokens hold a placeholder"),
-            _describe("patches", batch["patches"], "16x16x3 pixels per image token"),
+    pvec, emb, blocks, h, out = run(state, batch)
+    rows = [_describe("tokens (ids)", batch.ids, "one id per token; image tokens hold a placeholder"),
+            _describe("patches", batch.patches, "16x16x3 pixels per image token"),
             _describe("patch embeddings (ResNet + row/col)", pvec, "one vector per patch"),
             _describe("embeddings", emb, "table lookup or patch vector, + local position")]
     for i, out in enumerate(blocks):
         rows.append(_describe(f"block {i}", out, "attention + MLP, residual"))
     if cfg.norm == "pre":
         rows.append(_describe("final LayerNorm", h, ""))
-    rows.append(_describe("logits", logits, f"{cfg.padded_vocab_size - cfg.vocab_size} padded ids at -inf"))
+    rows.append(_describe("logits", out, f"{cfg.padded_vocab_size - cfg.vocab_size} padded ids at -inf"))
     return rows
 
 
-def loss(model: Gato, batch: Mapping[str, Array]) -> tuple[Array, dict[str, Array]]:
-    """`heads.loss_fn` in evaluation mode, compiled once."""
-    from gatolab.model.heads import loss_fn
-
+def loss(model: Gato, batch: TokenBatch) -> tuple[Array, dict[str, Array]]:
+    """`loss.loss_fn` in evaluation mode, compiled once."""
     graphdef, state = nnx.split(model)
     run = jax.jit(lambda state, batch: loss_fn(nnx.merge(graphdef, state), batch))
-    return run(state, {k: jnp.asarray(v) for k, v in batch.items() if k in (*MODEL_KEYS, "loss_mask")})
+    return run(state, batch)
 
 
-def attention_weights(model: Gato, batch: Mapping[str, Array], layer: int) -> Float[Array, "B H T S"]:
+def attention_weights(model: Gato, batch: TokenBatch, layer: int) -> Float[Array, "B H T S"]:
     """Causal attention probabilities of every head of block `layer` (evaluation mode)."""
     if not 0 <= layer < model.config.num_layers:
         raise ValueError(f"attention_weights: layer must be in [0, {model.config.num_layers}), got {layer}")
@@ -77,14 +76,14 @@ def attention_weights(model: Gato, batch: Mapping[str, Array], layer: int) -> Fl
     @jax.jit
     def run(state, batch):
         m = nnx.merge(graphdef, state)
-        valid = jnp.asarray(batch["valid"], bool)
+        valid = jnp.asarray(batch.valid, bool)
         x = m.embed_tokens(batch)
         for block in m.transformer.blocks[:layer]:
             x, _ = block(x, valid, block=m.config.attention_block)
         blk = m.transformer.blocks[layer]
         return blk.attn.weights(blk.ln_attn(x) if m.config.norm == "pre" else x, valid)
 
-    return run(state, {k: jnp.asarray(v) for k, v in batch.items() if k in MODEL_KEYS})
+    return run(state, batch)
 
 
 def patch_positions(rows: np.ndarray, cols: np.ndarray, bins: int = 128, draws: int = 0,
@@ -113,10 +112,9 @@ def patch_positions(rows: np.ndarray, cols: np.ndarray, bins: int = 128, draws: 
     return out
 
 
-def patch_vector_norms(model: Gato, batch: Mapping[str, Array]) -> np.ndarray:
+def patch_vector_norms(model: Gato, batch: TokenBatch) -> np.ndarray:
     """(B, P) norms of each patch's embedding (ResNet vector + row/column positions)."""
     graphdef, state = nnx.split(model)
-    run = jax.jit(lambda state, p, r, c: jnp.linalg.norm(
-        nnx.merge(graphdef, state).embed.embed_patches(p, r, c, train=False), axis=-1))
-    return np.asarray(run(state, jnp.asarray(batch["patches"]), jnp.asarray(batch["patch_row_interval"]),
-                          jnp.asarray(batch["patch_col_interval"])))
+    run = jax.jit(lambda state, batch: jnp.linalg.norm(nnx.merge(graphdef, state).embed.embed_patches(batch, train=False),
+                                                       axis=-1))
+    return np.asarray(run(state, batch))

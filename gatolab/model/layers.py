@@ -1,5 +1,5 @@
-"""Small building blocks shared by the model stages: parameters with logical axis names,
-dense maps, LayerNorm, GroupNorm.
+"""Small building blocks shared by the model stages: parameters and activations with logical
+axis names, dense maps, LayerNorm, GroupNorm.
 
 Axis glossary (used in every einsum string of `gatolab.model`):
     B batch, T tokens (queries), S key/value slots, D embed, H heads, K head size,
@@ -9,17 +9,34 @@ Every parameter carries logical axis names as nnx sharding metadata (`out_shardi
 chosen from ("embed", "mlp", "heads", "kv", "vocab", None), so that a rules table can
 map them onto a device mesh later (e.g. `nnx.get_partition_spec` under
 `flax.core.spmd.logical_axis_rules`). Parameters are always float32.
+
+Activations the mesh needs pinned go through `constrain(x, ("batch", "length", "embed"))`,
+maxtext's habit: the same names and the same rules table, applied only inside a mesh and
+rules context (`gatolab.train.sharding.activation_sharding`); anywhere else it is the
+identity, so one device, the decoder and the notebooks pay nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from flax.core import spmd
+from jax.sharding import PartitionSpec
 from jaxtyping import Array, Float
 
-# The logical names a sharding rules table must cover.
-LOGICAL_AXES = ("batch", "embed", "mlp", "heads", "kv", "vocab")
+# The logical names a sharding rules table must cover ("length" only names activations).
+LOGICAL_AXES = ("batch", "length", "embed", "mlp", "heads", "kv", "vocab")
+
+LogicalRules = Sequence[tuple[str, str | tuple[str, ...] | None]]
+
+# The activations pinned on a mesh, by the logical names of their axes.
+RESIDUAL = ("batch", "length", "embed")  # embeddings and the residual stream (B, T, D)
+MLP_HIDDEN = ("batch", "length", "mlp")  # the feed-forward hidden layer (B, T, F)
+PER_HEAD = ("batch", "length", "heads", "kv")  # queries, keys, values, attention output (B, T, H, K)
+LOGITS = ("batch", "length", "vocab")  # output logits (B, T, V)
 
 
 def param(rngs: nnx.Rngs, init, shape: tuple[int, ...], axes: tuple[str | None, ...]) -> nnx.Param:
@@ -35,6 +52,43 @@ def zeros_param(shape: tuple[int, ...], axes: tuple[str | None, ...]) -> nnx.Par
 
 def ones_param(shape: tuple[int, ...], axes: tuple[str | None, ...]) -> nnx.Param:
     return nnx.Param(jnp.ones(shape, jnp.float32), out_sharding=axes, eager_sharding=False)
+
+
+def logical_spec(axes: Sequence[str | None], rules: LogicalRules) -> PartitionSpec:
+    """The mesh axes of a tensor whose axes have these logical names.
+
+    Each logical axis takes the first rule for its name whose mesh axes this tensor does
+    not use yet (maxtext's and flax linen's reading of a rules table), so one table serves
+    parameters and activations: with ("batch", ("data", "fsdp")) and ("embed", "fsdp"),
+    an (embed, mlp) weight is split along embed, a (batch, length, embed) activation along
+    batch only.
+    """
+    used: set[str] = set()
+    out = []
+    for name in axes:
+        target = None
+        for logical, mesh_axes in rules:
+            names = set((mesh_axes,) if isinstance(mesh_axes, str) else (mesh_axes or ()))
+            if logical == name and not names & used:
+                target, used = mesh_axes, used | names
+                break
+        out.append(target)
+    return PartitionSpec(*out)
+
+
+def constrain(x: Array, axes: tuple[str | None, ...]) -> Array:
+    """Pins the sharding of activation `x` by the logical names of its axes.
+
+    Inside `jax.set_mesh(mesh)` plus `nnx.logical_axis_rules(rules)` (both entered by
+    `gatolab.train.sharding.activation_sharding`) this is `jax.lax.with_sharding_constraint`
+    with `logical_spec(axes, rules)`; outside it returns `x` itself.
+    """
+    if len(axes) != x.ndim:
+        raise ValueError(f"constrain: {len(axes)} axis names {axes} for an array of shape {x.shape}")
+    rules = spmd.get_logical_axis_rules()
+    if not rules or jax.sharding.get_abstract_mesh().empty:
+        return x
+    return jax.lax.with_sharding_constraint(x, logical_spec(axes, rules))
 
 
 def fan_in_init(fan_in: int, scale: float = 1.0):

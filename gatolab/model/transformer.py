@@ -7,6 +7,9 @@ slot-order mask; see `gatolab.model.decode`).
 
 Axis glossary: B batch, T tokens (queries), S key/value slots, D embed, H heads,
 K head size, F ff hidden.
+
+On a mesh the residual stream, the MLP hidden layer and the per-head queries, keys,
+values and attention outputs are pinned by logical axis names (`layers.constrain`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
 from gatolab.model.config import ModelConfig
-from gatolab.model.layers import LayerNorm, compute_dtype, einsum, fan_in_init, param, zeros_param
+from gatolab.model.layers import (MLP_HIDDEN, PER_HEAD, RESIDUAL, LayerNorm, compute_dtype, constrain, einsum, fan_in_init,
+                                  param, zeros_param)
 
 # A layer's cache: keys and values, each (B, S, H, K).
 LayerCache = tuple[Array, Array]
@@ -73,7 +77,7 @@ class Attention(nnx.Module):
 
     def _project(self, x: Float[Array, "B T D"], w: nnx.Param, b: nnx.Param | None) -> Float[Array, "B T H K"]:
         y = einsum("BTD,DHK->BTHK", x, w[...], self.dtype)
-        return y + b[...] if b is not None else y
+        return constrain(y + b[...] if b is not None else y, PER_HEAD)
 
     def qkv(self, x: Float[Array, "B T D"]) -> tuple[Float[Array, "B T H K"], ...]:
         """Queries (already scaled by 1/sqrt(K)), keys and values."""
@@ -86,7 +90,7 @@ class Attention(nnx.Module):
         logits = einsum("BTHK,BSHK->BHTS", q, k, self.dtype)
         logits = jnp.where(mask[:, None], logits, _NEG)
         weights = jax.nn.softmax(logits, axis=-1)
-        return einsum("BHTS,BSHK->BTHK", weights, v, self.dtype), weights
+        return constrain(einsum("BHTS,BSHK->BTHK", weights, v, self.dtype), PER_HEAD), weights
 
     def _output(self, ctx: Float[Array, "B T H K"]) -> Float[Array, "B T D"]:
         out = einsum("BTHK,HKD->BTD", ctx, self.out[...], self.dtype)
@@ -164,6 +168,7 @@ class MLP(nnx.Module):
             h = jax.nn.gelu(h)
         else:
             h = jax.nn.relu(h)
+        h = constrain(h, MLP_HIDDEN)
         y = einsum("BTF,FD->BTD", h, self.down[...], self.dtype)
         return y + self.down_bias[...] if self.use_bias else y
 
@@ -189,12 +194,12 @@ class Block(nnx.Module):
         kw = dict(mask=mask, cache=cache, slots=slots, block=block)
         if self.norm == "pre":
             a, cache = self.attn(self.ln_attn(x), valid, **kw)
-            x = x + dropout(a, self.rate, k1)
-            x = x + dropout(self.mlp(self.ln_mlp(x)), self.rate, k2)
+            x = constrain(x + dropout(a, self.rate, k1), RESIDUAL)
+            x = constrain(x + dropout(self.mlp(self.ln_mlp(x)), self.rate, k2), RESIDUAL)
         else:
             a, cache = self.attn(x, valid, **kw)
-            x = self.ln_attn(x + dropout(a, self.rate, k1))
-            x = self.ln_mlp(x + dropout(self.mlp(x), self.rate, k2))
+            x = constrain(self.ln_attn(x + dropout(a, self.rate, k1)), RESIDUAL)
+            x = constrain(self.ln_mlp(x + dropout(self.mlp(x), self.rate, k2)), RESIDUAL)
         return x, cache
 
 

@@ -11,10 +11,11 @@ from gatolab.train.run import train
 from gatolab.train.checkpoint import load_model, tokenizer_meta
 from gatolab.train.optim import OptimConfig, learning_rate_schedule, make_optimizer
 from gatolab.train.runtime import runtime_info
-from gatolab.train.sharding import LOGICAL_RULES, make_mesh, shard_batch, shard_model
+from gatolab.train.sharding import LOGICAL_RULES, activation_sharding, make_mesh, shard_batch, shard_model
 
 __all__ = [
     "LOGICAL_RULES", "BatchSource", "CheckpointError", "Checkpointer", "OptimConfig", "TrainConfig", "Trainer",
-    "TrainingDiverged", "learning_rate_schedule", "make_mesh", "make_optimizer", "measure_peak_flops", "read_metrics",
-    "shard_batch", "shard_model", "train_flops_per_token", "train", "load_model", "tokenizer_meta", "runtime_info",
+    "TrainingDiverged", "activation_sharding", "learning_rate_schedule", "make_mesh", "make_optimizer", "measure_peak_flops",
+    "read_metrics", "shard_batch", "shard_model", "train_flops_per_token", "train", "load_model", "tokenizer_meta",
+    "runtime_info",
 ]

@@ -1,6 +1,7 @@
 """The training loop (Gato §2.3; GATO_SPEC §4): masked next-token loss, AdamW, checkpoints.
 
-    batches (mixture) -> shard over the mesh -> jit(train_step) -> metrics.jsonl / checkpoints
+    Batch (mixture) -> batch.tokens, sharded over the mesh -> jit(train_step) -> metrics.jsonl / checkpoints
+      (batch.info, the rows' provenance, stays on the host: per-domain loss)
 
 One `Trainer` runs on one host or many (`jax.distributed.initialize` is called by the
 CLI before anything else); every host feeds its own slice of the global batch. Each
@@ -30,6 +31,7 @@ from flax import nnx
 
 import gatolab
 from gatolab import io_utils
+from gatolab.batch import Batch, TokenBatch
 from gatolab.model import Gato, ModelConfig, loss_fn, target_bucket
 from gatolab.model.config import block_param_count
 from gatolab.train import sharding as shd
@@ -40,7 +42,7 @@ from gatolab.train.optim import OptimConfig, learning_rate_schedule, make_optimi
 class BatchSource(Protocol):
     """What the loop needs from a data pipeline: batches, and a state to save and restore."""
 
-    def __next__(self) -> dict[str, np.ndarray]: ...
+    def __next__(self) -> Batch: ...
     def get_state(self) -> Any: ...
     def set_state(self, state: Any) -> None: ...
 
@@ -174,7 +176,7 @@ class Prefetch:
     def __iter__(self):
         return self
 
-    def __next__(self) -> dict[str, np.ndarray]:
+    def __next__(self) -> Batch:
         if self._thread is None:
             self._queue, self._stop = queue.Queue(self.depth), threading.Event()
             self._thread = threading.Thread(target=self._read, args=(self._queue, self._stop), daemon=True,
@@ -257,10 +259,10 @@ class Trainer:
     Args:
       config: the run's TrainConfig.
       out_dir: run directory (metrics.jsonl, checkpoints/, config.json).
-      source: the data pipeline (`BatchSource`), yielding host-local batches of
+      source: the data pipeline (`BatchSource`), yielding host-local `Batch`es of
         batch_size / process_count rows.
       extra_meta: JSON-able facts saved with every checkpoint (e.g. the tokenizer).
-      domain_names: names of the batch's `dataset_id`s; when given (and batches carry
+      domain_names: names of the batch's `info.dataset_id`s; when given (and batches carry
         `dataset_id`), the loss is also logged per domain as `loss/domain/<name>`.
     """
 
@@ -282,7 +284,7 @@ class Trainer:
         self.base_key = jax.random.key(config.seed)
         self.checkpointer = Checkpointer(self.out_dir / "checkpoints", keep=config.keep)
         self._compiled: dict[int, Callable] = {}
-        self._shapes: set[tuple[int, int | None]] = set()  # (target, patch) buckets compiled so far
+        self._shapes: set[tuple[int, int]] = set()  # (target, patch) buckets compiled so far
         self._new_shapes = 0  # first-time buckets (compilations) since the last metrics line
         self._peak = config.peak_flops
 
@@ -313,28 +315,34 @@ class Trainer:
         self._compiled[max_targets] = fn
         return fn
 
-    def train_step(self, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """One optimiser step on a host-local batch; returns float metrics."""
+    def _device_inputs(self, tokens: TokenBatch) -> tuple[tuple[int, int], TokenBatch, jax.Array]:
+        """This step's (target, patch) buckets, its sharded batch and its PRNG key."""
         # Targets per row vary by domain; a power-of-two bucket (>= 64) bounds the number of
         # compiled step functions to ~log2(L) while projecting few padded positions.
-        k = min(1 << (target_bucket(batch) - 1).bit_length(), np.shape(batch["ids"])[1])
-        host = {key: np.asarray(v) for key, v in batch.items() if key in _MODEL_INPUTS}
+        k = min(1 << (target_bucket(tokens) - 1).bit_length(), np.shape(tokens.ids)[1])
         # The same for the patch axis: the ResNet runs on a power-of-two bucket of the most
         # patches any row uses, not on every padded slot (control rows often have none).
-        p = _patch_bucket(host)
-        k, p = _agree_across_hosts(k, p)
-        if p is not None:
-            for name in _PATCH_INPUTS:
-                host[name] = host[name][:, :p]
-        device_batch = shd.shard_batch(host, self.mesh)
-        self._new_shapes += (k, p) not in self._shapes
-        self._shapes.add((k, p))
-        key = jax.random.fold_in(self.base_key, self.step)
-        new_state, metrics = self._step_fn(k)(self.state, device_batch, key)
+        k, p = _agree_across_hosts(k, _patch_bucket(tokens))
+        device_batch = shd.shard_batch(tokens.truncate_patches(p), self.mesh)
+        return (k, p), device_batch, jax.random.fold_in(self.base_key, self.step)
+
+    def lower_step(self, batch: Batch) -> jax.stages.Lowered:
+        """The train step for `batch` lowered to StableHLO, sharding annotations included (nothing runs)."""
+        (k, _), device_batch, key = self._device_inputs(batch.tokens)
+        with shd.activation_sharding(self.mesh):
+            return self._step_fn(k).lower(self.state, device_batch, key)
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        """One optimiser step on a host-local batch; returns float metrics."""
+        shape, device_batch, key = self._device_inputs(batch.tokens)
+        self._new_shapes += shape not in self._shapes
+        self._shapes.add(shape)
+        with shd.activation_sharding(self.mesh):
+            new_state, metrics = self._step_fn(shape[0])(self.state, device_batch, key)
         row_nll, row_targets = metrics.pop("row_nll"), metrics.pop("row_targets")
         out = {name: float(v) for name, v in metrics.items()}
-        if self.domain_names and "dataset_id" in batch:
-            out.update(self._per_domain(np.asarray(batch["dataset_id"]), row_nll, row_targets))
+        if self.domain_names and batch.info.dataset_id is not None:
+            out.update(self._per_domain(np.asarray(batch.info.dataset_id), row_nll, row_targets))
         if not out.pop("finite"):
             good = self.checkpointer.latest_step()
             where = self.checkpointer.directory / str(good) if good is not None else "none (no checkpoint was written yet)"
@@ -439,7 +447,7 @@ class Trainer:
                 batch = next(self.source)
                 metrics = self.train_step(batch)  # raises TrainingDiverged on NaN/inf
                 window.append(metrics)
-                tokens_since += int(np.asarray(batch["valid"]).sum()) * jax.process_count()
+                tokens_since += int(np.asarray(batch.tokens.valid).sum()) * jax.process_count()
                 if bar is not None:
                     bar.update(1)
                 out_of_time = self._out_of_time(t_start)
@@ -476,33 +484,23 @@ class Trainer:
                 "stopped_by_time": out_of_time and self.step < cfg.steps, "seconds": time.perf_counter() - t_start}
 
 
-_PATCH_INPUTS = ("patches", "patch_row_interval", "patch_col_interval")
-
-
-def _patch_bucket(batch: Mapping[str, np.ndarray], smallest: int = 8) -> int | None:
+def _patch_bucket(batch: TokenBatch, smallest: int = 8) -> int:
     """Patch slots a step needs: the next power of two (>= `smallest`) above the most
-    patches any row uses, capped at the batch's patch axis; None when there is no axis."""
-    if "patches" not in batch or "patch_index" not in batch:
-        return None
-    size = np.shape(batch["patches"])[1]
-    used = int(np.max(batch["patch_index"], initial=-1)) + 1  # rows index their own patches from 0
+    patches any row uses, capped at the batch's patch axis."""
+    size = np.shape(batch.patches)[1]
+    used = int(np.max(batch.patch_index, initial=-1)) + 1  # rows index their own patches from 0
     return min(size, max(smallest, 1 << max(0, used - 1).bit_length()))
 
 
-def _agree_across_hosts(*sizes: int | None) -> tuple[int | None, ...]:
+def _agree_across_hosts(*sizes: int) -> tuple[int, ...]:
     """Every host must compile the same shapes: the largest bucket over hosts wins."""
     if jax.process_count() == 1:
         return sizes
     from jax.experimental import multihost_utils
 
-    local = np.asarray([-1 if v is None else v for v in sizes], np.int64)
+    local = np.asarray(sizes, np.int64)
     most = np.asarray(multihost_utils.process_allgather(local)).reshape(-1, len(sizes)).max(0)
-    return tuple(None if v is None else int(m) for v, m in zip(sizes, most))
-
-
-# What goes to the device; provenance (dataset_id, task_id, ...) stays on the host.
-_MODEL_INPUTS = ("ids", "modality", "local_position", "is_action", "patch_index", "valid", "patches",
-                 "patch_row_interval", "patch_col_interval", "loss_mask")
+    return tuple(int(m) for m in most)
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:

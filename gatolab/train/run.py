@@ -22,13 +22,6 @@ from gatolab.train.checkpoint import tokenizer_meta
 from gatolab.train.loop import Trainer, TrainConfig
 
 
-def text_tokenizer_for(vocab: int):
-    """The SentencePiece model of a given size: 512 is the tiny test model, else the default corpus."""
-    from gatolab import testing, text
-
-    return testing.tiny_text_tokenizer() if vocab == testing.TINY_TEXT_VOCAB else text.default_text_tokenizer(vocab)
-
-
 def split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """{"mixture.x": v, "steps": 3, "optim.y": w} -> (mixture overrides, train overrides)."""
     mix = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("mixture.")}
@@ -39,16 +32,17 @@ def split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
 def build_source(config: TrainConfig, mixture: str, data: Sequence[str | os.PathLike], tokenizer, workers: int = 0,
                  mixture_overrides: Mapping[str, Any] | None = None):
     """The batch source for a run: "default" mixes the datasets in `data` with Table 1's
-    weights (gatolab.data.mixture); "synthetic" is random multimodal episodes (smoke runs)."""
+    weights (gatolab.data.mixture); "synthetic" is random multimodal episodes with their own
+    small text model (gatolab.data.synthetic; smoke runs)."""
     process_index, process_count = jax.process_index(), jax.process_count()
     if config.batch_size % process_count:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the {process_count} processes")
     local = config.batch_size // process_count
     if mixture == "synthetic":
-        from gatolab import testing
+        from gatolab.data.synthetic import SyntheticBatches
 
-        return testing.SyntheticBatches(config.batch_size, config.sequence_length, config.max_patches, seed=config.seed,
-                                        shard_index=process_index, shard_count=process_count)
+        return SyntheticBatches(config.batch_size, config.sequence_length, config.max_patches, seed=config.seed,
+                                shard_index=process_index, shard_count=process_count)
     if mixture != "default":
         raise ValueError(f"unknown mixture {mixture!r} (expected 'default' or 'synthetic')")
     if not data:
@@ -64,7 +58,8 @@ def build_source(config: TrainConfig, mixture: str, data: Sequence[str | os.Path
 
 
 def train(preset: str = "tiny", *, out: str | os.PathLike, steps: int | None = None, data: Sequence[str] = (),
-          mixture: str = "default", text_vocab: int = 32_000, compact_vocab: bool = False, workers: int = 0,
+          mixture: str = "default", text_vocab: int = 32_000, text_chars: int | None = None,
+          compact_vocab: bool = False, workers: int = 0,
           train_preset: str | None = None, overrides: Mapping[str, Any] | None = None, progress: bool = True,
           on_metrics=None) -> dict[str, Any]:
     """Trains a `preset` model on a mixture; resumes from `out` if it holds checkpoints.
@@ -75,7 +70,10 @@ def train(preset: str = "tiny", *, out: str | os.PathLike, steps: int | None = N
       steps: total optimiser steps (overrides the training preset's).
       data: dataset directories for the "default" mixture.
       mixture: "default" or "synthetic".
-      text_vocab: SentencePiece size (512 = the tiny test model).
+      text_vocab: pieces of the default mixture's SentencePiece model
+        (`gatolab.text.default_text_tokenizer(text_vocab, text_chars)`; Gato §2.1: 32,000).
+      text_chars: train that model on the first `text_chars` characters of the default
+        corpus; None = all of it. The tests' tiny model is text_vocab=512, text_chars=100_000.
       compact_vocab: size the text id range to `text_vocab` instead of the paper's 32,000
         (GATO_SPEC §1), and the model's table with it: a 4,096-piece text model gives a
         5,123-id vocabulary, ~6x less output-projection work (CPU demos). The checkpoint's
@@ -95,8 +93,9 @@ def train(preset: str = "tiny", *, out: str | os.PathLike, steps: int | None = N
     tokenizer = None
     if mixture == "default":
         from gatolab.gato_tokenizer import GatoTokenizer
+        from gatolab.text import default_text_tokenizer
 
-        tokenizer = GatoTokenizer(text=text_tokenizer_for(text_vocab))
+        tokenizer = GatoTokenizer(text=default_text_tokenizer(text_vocab, max_chars=text_chars))
         if compact_vocab:
             vocab = dataclasses.replace(tokenizer.config.vocab, text_size=text_vocab)
             tokenizer = GatoTokenizer(dataclasses.replace(tokenizer.config, vocab=vocab), text=tokenizer.text)
@@ -134,7 +133,9 @@ def add_cli(sub) -> None:
     p.add_argument("--data", nargs="*", default=[], help="dataset directories (gatolab data generate --out ...)")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--out", required=True)
-    p.add_argument("--text-vocab", type=int, default=32_000)
+    p.add_argument("--text-vocab", type=int, default=32_000, help="pieces of the SentencePiece text model")
+    p.add_argument("--text-chars", type=int, default=None,
+                   help="train the text model on the first TEXT_CHARS characters of the corpus (default: all)")
     p.add_argument("--compact-vocab", action="store_true",
                    help="text ids [0, TEXT_VOCAB) instead of the paper's [0, 32000): a smaller table (CPU runs)")
     p.add_argument("--workers", type=int, default=0)
@@ -160,7 +161,8 @@ def _cli_train(args) -> int:
     if args.mesh:
         overrides["mesh_shape"] = tuple(int(x) for x in args.mesh.split(","))
     res = train(args.preset, out=args.out, steps=args.steps, data=args.data, mixture=args.mixture,
-                text_vocab=args.text_vocab, compact_vocab=args.compact_vocab, workers=args.workers,
+                text_vocab=args.text_vocab, text_chars=args.text_chars, compact_vocab=args.compact_vocab,
+                workers=args.workers,
                 train_preset=args.train_preset, overrides=overrides, progress=not args.no_progress)
     if jax.process_index() == 0:
         last = res["last"]

@@ -9,18 +9,28 @@ The mesh always has three axes; its shape picks the strategy (as in MaxText):
                                              "mlp", "heads" and "vocab"
 
 Model code never names mesh axes; it annotates parameters with logical names
-(`nnx.with_partitioning(init, ("embed", "mlp"))`) and `LOGICAL_RULES` maps them.
+(`param(..., ("embed", "mlp"))` in `gatolab.model.layers`) and `LOGICAL_RULES` maps them.
+The activations the mesh needs pinned carry logical names too (`layers.constrain`):
+embeddings and the residual stream ("batch", "length", "embed"), the MLP hidden layer
+("batch", "length", "mlp"), the attention's per-head tensors ("batch", "length", "heads",
+"kv") and the logits ("batch", "length", "vocab"). The same table maps them, inside
+`activation_sharding(mesh)` only, where each logical axis takes the first rule whose
+mesh axes the tensor does not use yet: under FSDP, (batch, length, embed) activations are
+split by batch, not along "fsdp" twice.
 Everything is JAX's own SPMD machinery (jit + NamedSharding): no hand-written collectives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import jax
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gatolab.batch import TokenBatch
 
 MESH_AXES = ("data", "fsdp", "tensor")
 
@@ -70,15 +80,26 @@ def shard_model(model: nnx.Module, mesh: Mesh, rules=LOGICAL_RULES) -> None:
     nnx.update(model, jax.device_put(state, shardings))
 
 
+@contextlib.contextmanager
+def activation_sharding(mesh: Mesh, rules=LOGICAL_RULES) -> Iterator[None]:
+    """Inside, tracing the model pins its activations onto `mesh` by `rules` (`layers.constrain`).
+
+    Enter it around every call of a jitted function over the sharded model, so that its
+    trace carries the constraints; outside it the model traces without them.
+    """
+    with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
+        yield
+
+
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Batches are split along their leading axis over ("data", "fsdp")."""
     return NamedSharding(mesh, PartitionSpec(("data", "fsdp")))
 
 
-def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+def shard_batch(batch: TokenBatch, mesh: Mesh) -> TokenBatch:
     """Places a host-local batch on the mesh (single host) or assembles the global batch
     from each host's local shard (multi-host, `jax.make_array_from_process_local_data`)."""
     sharding = batch_sharding(mesh)
     if jax.process_count() == 1:
-        return {k: jax.device_put(v, sharding) for k, v in batch.items()}
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+        return jax.tree.map(lambda v: jax.device_put(v, sharding), batch)
+    return jax.tree.map(lambda v: jax.make_array_from_process_local_data(sharding, v), batch)

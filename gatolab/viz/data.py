@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gatolab.batch import Batch
 from gatolab.specs import Modality
 from gatolab.viz.tokens import MODALITY_COLORS
 
@@ -89,13 +90,14 @@ def show_video(frames: np.ndarray, fps: int = 15, title: str | None = None, widt
     mediapy.show_video(frames, fps=fps, title=title, width=width, height=int(round(width * h / w)))
 
 
-def batch_figure(batch: Mapping[str, np.ndarray], mix=None, max_rows: int = 8, max_tokens: int | None = None) -> go.Figure:
-    """A training batch as token strips: one row per sequence, coloured by modality.
+def batch_figure(batch: Batch, mix=None, max_rows: int = 8, max_tokens: int | None = None) -> go.Figure:
+    """A training batch (`Mixture.iterator`'s) as token strips: one row per sequence, coloured by modality.
 
     The prompt is outlined (grey box), loss targets carry a red dot, padding is light
     grey. Hover a cell for its modality, id, timestep and flags.
     """
-    ids, mod, loss, prompt = batch["ids"], batch["modality"], batch["loss_mask"], batch["prompt_mask"]
+    tokens, info = batch.tokens, batch.info
+    ids, mod, loss, prompt = tokens.ids, tokens.modality, tokens.loss_mask, info.prompt_mask
     b = min(max_rows, ids.shape[0])
     L = ids.shape[1] if max_tokens is None else min(max_tokens, ids.shape[1])
     order = [m for m in Modality]
@@ -107,15 +109,15 @@ def batch_figure(batch: Mapping[str, np.ndarray], mix=None, max_rows: int = 8, m
     for r in range(b):
         name = ""
         if mix is not None:  # the row number keeps the category labels unique
-            name = f"{mix.dataset_names[int(batch['dataset_id'][r])]}: {mix.task_names[int(batch['task_id'][r])]}"[:36]
+            name = f"{mix.dataset_names[int(info.dataset_id[r])]}: {mix.task_names[int(info.task_id[r])]}"[:36]
         name = f"{r}. {name}"
-        kind = int(batch["prompt_kind"][r])
+        kind = int(info.prompt_kind[r])
         labels.append(f"{name} [{['no prompt', 'prompt: end', 'prompt: uniform'][kind]}]")
     z = mod[:b, :L].astype(float)
     text = np.vectorize(lambda m: Modality(int(m)).name.lower())(mod[:b, :L])
     fig = go.Figure(go.Heatmap(
         z=z, zmin=-0.5, zmax=n - 0.5, colorscale=colorscale, showscale=False, y=labels,
-        customdata=np.stack([ids[:b, :L], batch["timestep"][:b, :L], loss[:b, :L].astype(int), prompt[:b, :L].astype(int)], -1),
+        customdata=np.stack([ids[:b, :L], info.timestep[:b, :L], loss[:b, :L].astype(int), prompt[:b, :L].astype(int)], -1),
         text=text,
         hovertemplate="%{y}<br>token %{x}: %{text} id=%{customdata[0]} t=%{customdata[1]}<br>"
                       "loss target=%{customdata[2]} prompt=%{customdata[3]}<extra></extra>",
