@@ -47,7 +47,7 @@ def stage_shapes(model: Gato, batch: TokenBatch) -> list[dict[str, Any]]:
         h, extra = m.hidden(batch, collect=True)
         return pvec, extra["embeddings"], extra["blocks"], h, logits(m, h)
 
-    pvec, emb, blocks, h, out = run(state, batch)
+    pvec, emb, blocks, h, scores = run(state, batch)
     rows = [_describe("tokens (ids)", batch.ids, "one id per token; image tokens hold a placeholder"),
             _describe("patches", batch.patches, "16x16x3 pixels per image token"),
             _describe("patch embeddings (ResNet + row/col)", pvec, "one vector per patch"),
@@ -56,7 +56,7 @@ def stage_shapes(model: Gato, batch: TokenBatch) -> list[dict[str, Any]]:
         rows.append(_describe(f"block {i}", out, "attention + MLP, residual"))
     if cfg.norm == "pre":
         rows.append(_describe("final LayerNorm", h, ""))
-    rows.append(_describe("logits", out, f"{cfg.padded_vocab_size - cfg.vocab_size} padded ids at -inf"))
+    rows.append(_describe("logits", scores, f"{cfg.padded_vocab_size - cfg.vocab_size} padded ids at -inf"))
     return rows
 
 
