@@ -22,7 +22,8 @@ from gatolab.tokenizers import Vocabulary
 
 __version__ = "0.1.0"
 
-_LAZY = ("batch", "model", "data", "envs", "experts", "viz", "testing", "text", "notebooks", "train", "evaluate", "agent")
+_LAZY = ("batch", "model", "data", "domains", "experts", "viz", "testing", "text", "notebooks", "train", "evaluate", "agent",
+         "configs")
 
 
 def __getattr__(name):

@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from gatolab import text
+
 # "module:function" entries; each function takes the subparsers object and adds its commands.
 _REGISTRARS = [
     "gatolab.cli:_add_text",
@@ -31,8 +33,6 @@ def _add_text(sub) -> None:
 
 
 def _text_train(args) -> int:
-    from gatolab import text
-
     if args.corpus is None and args.out is None:
         tok = text.default_text_tokenizer(args.vocab_size)
     else:

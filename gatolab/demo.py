@@ -3,7 +3,7 @@
     python -m gatolab.demo --out runs/demo --train-minutes 20
 
 Stages (each prints how long it took; `OUT/demo.json` records everything):
-  1. data      expert episodes of a small multi-domain mixture (`DEMO_TASKS`): BabyAI,
+  1. data      expert episodes of a small multi-domain mixture (gatolab/configs/demo.py): BabyAI,
                Meta-World, classic control, text, vision-language (`gl.data.generate`).
   2. train     a `tiny`-class Gato on the mixture (Table-1 weights, §2.3 filtering and
                prompts) for `--train-minutes`: a short probe run measures the step time,
@@ -29,37 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from gatolab import io_utils
-
-# The demo mixture: small and CPU-sized. [open] Which tasks: the cheapest ones per domain
-# where the experts succeed (GATO_SPEC §8 lists the paper's full sets).
-DEMO_TASKS: dict[str, list[str] | None] = {
-    "classic": None,  # all five
-    "babyai": ["BabyAI-GoToRedBallGrey-v0", "BabyAI-GoToRedBall-v0", "BabyAI-GoToObj-v0"],
-    "metaworld": ["reach-v3", "button-press-topdown-v3"],
-    "text": None,
-    "vision_language": None,
-}
-# [open] The demo's network: the `tiny` preset widened to 4 layers x 128 (0.8M parameters in
-# the blocks), with an 8-channel patch ResNet -- the 32-channel one of `tiny` spends ~80%
-# of a CPU step on the 16x16 convolutions of the image-caption rows.
-DEMO_MODEL: dict[str, Any] = {"num_layers": 4, "embed_dim": 128, "ff_dim": 512, "num_heads": 4, "head_dim": 32,
-                              "resnet_channels": 8, "resnet_groups": 4}
-# [open] The demo's mixture weights (GATO_SPEC §8 gives Table 1's for the paper's 600+
-# tasks; `DEFAULT_WEIGHTS` keeps those proportions, `--table1-weights` uses them). Twenty
-# minutes of CPU is ~2,500 steps of 8 rows; a BabyAI row of 256 tokens holds one timestep
-# (one action target), and CartPole/Acrobot need many steps before the policy reads the
-# binned state (held-out action accuracy 55% / 67% after 2,539 steps at 20% classic rows),
-# so the demo gives most rows to BabyAI and classic control. Image-caption rows cost the
-# most per row (patches, ~290 targets), and caption perplexity falls to ~1.5 on little.
-DEMO_WEIGHTS = {"babyai": 45.0, "classic": 30.0, "metaworld": 10.0, "text": 5.0, "vision_language": 10.0}
-# [open] Text ids: a 4,096-piece SentencePiece model in a compact id layout (text [0, 4096),
-# continuous [4096, 5120): 5,123 ids) -- the output projection over the paper's 33,027 ids
-# would be most of a CPU step. `--paper-vocab` keeps the paper's layout.
-DEMO_TEXT_VOCAB = 4096
-DEMO_EPISODES = {"classic": 60, "babyai": 300, "metaworld": 30, "text": 300, "vision_language": 300}
-SMOKE_EPISODES = {"classic": 3, "babyai": 5, "metaworld": 2, "text": 10, "vision_language": 10}
-
+from gatolab import agent as ga
+from gatolab import data, evaluate, io_utils, notebooks, train
+from gatolab.configs import demo as demo_config
+from gatolab.domains import registry
+from gatolab.train import read_metrics
+from gatolab.train.run import parse_overrides
 
 def _stage(name: str, timings: dict[str, float]):
     class _T:
@@ -86,22 +61,19 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
       episodes: evaluation rollouts per control task (50 in the paper; 20 by default here).
       workers: processes for data generation.
       smoke: tiny data, the 512-piece text model, 60-step episodes (tests).
-      model_overrides: `ModelConfig` fields over `DEMO_MODEL` (e.g. {"num_layers": 2}).
+      model_overrides: `ModelConfig` fields over `demo_config.MODEL` (e.g. {"num_layers": 2}).
       temperature: action sampling temperature (the paper samples: 1.0).
       report: execute notebooks/06_report.
-      tasks: domain -> tasks (None: all of the domain's) instead of `DEMO_TASKS`.
+      tasks: domain -> tasks (None: all of the domain's) instead of `demo_config.TASKS`.
       paper_vocab: the paper's 33,027-id layout with a 32,000-piece text model instead of
-        the compact `DEMO_TEXT_VOCAB` one.
-      weights: mixture weights per domain instead of `DEMO_WEIGHTS` ("table1": the
+        the compact `demo_config.TEXT_VOCAB` one.
+      weights: mixture weights per domain instead of `demo_config.WEIGHTS` ("table1": the
         default mixture's `DEFAULT_WEIGHTS`).
     """
-    from gatolab import agent as ga
-    from gatolab import data, evaluate, train
-
-    tasks = dict(DEMO_TASKS if tasks is None else tasks)
-    unknown = sorted(set(tasks) - set(DEMO_TASKS))
+    tasks = dict(demo_config.TASKS if tasks is None else tasks)
+    unknown = sorted(set(tasks) - set(demo_config.TASKS))
     if unknown:
-        raise ValueError(f"demo tasks: unknown domain {unknown[0]!r} (expected some of {sorted(DEMO_TASKS)})")
+        raise ValueError(f"demo tasks: unknown domain {unknown[0]!r} (expected some of {sorted(demo_config.TASKS)})")
     if train_minutes <= 0:
         raise ValueError(f"train_minutes must be > 0, got {train_minutes}")
     if episodes < 1:
@@ -109,12 +81,12 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    counts = SMOKE_EPISODES if smoke else DEMO_EPISODES
-    text_vocab = 512 if smoke else (32_000 if paper_vocab else DEMO_TEXT_VOCAB)
+    counts = demo_config.SMOKE_EPISODES if smoke else demo_config.EPISODES
+    text_vocab = 512 if smoke else (32_000 if paper_vocab else demo_config.TEXT_VOCAB)
     text_chars = 100_000 if smoke else None  # smoke: the tests' tiny text model
-    overrides = {f"model.{k}": v for k, v in {**DEMO_MODEL, **(model_overrides or {})}.items()}
+    overrides = {f"model.{k}": v for k, v in {**demo_config.MODEL, **(model_overrides or {})}.items()}
     if weights != "table1":
-        weights = dict(DEMO_WEIGHTS if weights is None else weights)
+        weights = dict(demo_config.WEIGHTS if weights is None else weights)
         overrides["mixture.weights"] = {d: w for d, w in weights.items() if d in tasks}
 
     with _stage("1/4 data", timings):
@@ -136,18 +108,15 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
                           compact_vocab=not paper_vocab,
                           overrides={**overrides, "max_seconds": budget, "ckpt_every": max(50, steps // 4), "log_every": 10})
 
-    control = [t for d in ("classic", "babyai", "metaworld") if d in tasks for t in (tasks[d] or data_tasks(out / "data" / d))]
+    control = [t for d in tasks if registry.entry(d).kind == "control" for t in (tasks[d] or data_tasks(out / "data" / d))]
     with _stage("3/4 evaluate", timings):
         cfg = ga.AgentConfig(prompt="start", temperature=temperature)
         agent = ga.GatoAgent.from_checkpoint(out / "train", cfg, data=dirs)
         results = evaluate.evaluate(agent, control, episodes=episodes, out=out / "eval",
                                     max_steps=60 if smoke else None)
-        language = []
-        if "text" in tasks:
-            language.append(evaluate.evaluate_language(agent.model, agent.tokenizer, "text", episodes=2 if smoke else 16))
-        for task in (tasks["vision_language"] or data_tasks(out / "data" / "vision_language")) if "vision_language" in tasks else []:
-            language.append(evaluate.evaluate_language(agent.model, agent.tokenizer, "vision_language", task,
-                                                       episodes=2 if smoke else 16))
+        language = [evaluate.evaluate_language(agent.model, agent.tokenizer, d, task, episodes=2 if smoke else 16)
+                    for d in tasks if registry.entry(d).kind != "control"
+                    for task in (tasks[d] or data_tasks(out / "data" / d))]
         io_utils.atomic_write_json(out / "eval" / "language.json", language)
 
     summary = {"out": str(out), "timings_s": timings, "train": {"steps": res["step"], "planned_steps": steps,
@@ -157,8 +126,6 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
     io_utils.atomic_write_json(out / "demo.json", summary)
     if report:
         with _stage("4/4 report", timings):
-            from gatolab import notebooks
-
             rep = notebooks.run("06_report", out, {"RUN_DIR": str(out), "SMOKE": smoke})
             summary["report"] = {"notebook": rep["notebook"], "html": rep.get("html")}
         summary["timings_s"] = timings
@@ -176,8 +143,6 @@ def _steady_step_seconds(run_dir: Path) -> float | None:
     bucket costs seconds of XLA compilation that the long run pays once). `max_seconds`
     still bounds the real run if this is optimistic; it then stops before its cosine
     schedule ends, and says so."""
-    from gatolab.train import read_metrics
-
     lines = read_metrics(run_dir)
     per = [((b["time"] - a["time"]) / max(1, b["step"] - a["step"]), b.get("compiled", 0)) for a, b in zip(lines, lines[1:])]
     clean = [sec for sec, compiled in per if compiled == 0]
@@ -196,10 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny data, tiny text model, short episodes (tests)")
     ap.add_argument("--no-report", action="store_true")
     ap.add_argument("--paper-vocab", action="store_true", help="the paper's 33,027-id layout (32,000 text pieces)")
-    ap.add_argument("--table1-weights", action="store_true", help="Table 1's mixture proportions, not DEMO_WEIGHTS")
+    ap.add_argument("--table1-weights", action="store_true", help="Table 1's mixture proportions, not demo_config.WEIGHTS")
     ap.add_argument("model", nargs="*", help="model overrides KEY=VALUE, e.g. num_layers=4 embed_dim=128")
     args = ap.parse_args(argv)
-    from gatolab.train.run import parse_overrides
 
     s = run(args.out, args.train_minutes, args.episodes, args.workers, args.smoke, parse_overrides(args.model),
             args.temperature, report=not args.no_report, paper_vocab=args.paper_vocab,

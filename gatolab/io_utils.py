@@ -86,8 +86,9 @@ def atomic_directory(final: str | os.PathLike, *, replace: bool = False, suffix:
         raise
 
 
-# Packages whose versions decide what a domain generates; recorded in dataset manifests.
-DATA_PACKAGES = ("gymnasium", "minigrid", "metaworld", "mujoco", "minari", "h5py", "numpy", "sentencepiece")
+# Packages whose versions decide how any dataset is stored and tokenized; a domain adds its own
+# simulators (`Domain.packages`). Recorded in dataset manifests.
+DATA_PACKAGES = ("minari", "h5py", "numpy", "sentencepiece")
 
 
 def package_versions(packages: Sequence[str] = DATA_PACKAGES) -> dict[str, str]:

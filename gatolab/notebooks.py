@@ -61,8 +61,7 @@ def _cells(nb) -> list[tuple[str, str, list[str]]]:
 
 def sync(names: list[str] | None = None) -> list[Path]:
     """Writes each `.ipynb` from its `.py`, without outputs."""
-    import jupytext
-    import nbformat
+    import jupytext  # the notebooks extra (optional): loaded by the notebook commands only
 
     written = []
     for name in names or notebook_names():
@@ -77,7 +76,7 @@ def sync(names: list[str] | None = None) -> list[Path]:
 
 def check(names: list[str] | None = None) -> list[str]:
     """Problems with committed notebooks: outputs present, pair out of sync, no parameters cell."""
-    import jupytext
+    import jupytext  # the notebooks extra (optional): loaded by the notebook commands only
     import nbformat
 
     problems = []
@@ -101,7 +100,7 @@ def check(names: list[str] | None = None) -> list[str]:
 def run(name: str, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None, html: bool = True,
         timeout: int = 3600) -> dict[str, Any]:
     """Executes a notebook with papermill into `out_dir`, exports HTML, returns its metrics."""
-    import nbformat
+    import nbformat  # the notebooks extra (optional): loaded by the notebook commands only
     import papermill as pm
 
     _, ipynb = _paths(name)
@@ -118,7 +117,7 @@ def run(name: str, out_dir: str | os.PathLike, parameters: dict[str, Any] | None
     seconds = time.time() - t0
     result: dict[str, Any] = {"notebook": str(executed), "seconds": round(seconds, 1)}
     if html:
-        from nbconvert import HTMLExporter
+        from nbconvert import HTMLExporter  # the notebooks extra (optional)
 
         body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
         html_path = executed.with_suffix(".html")

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import sentencepiece as spm
 
 from gatolab import io_utils
 
@@ -69,7 +70,7 @@ def stdlib_text(max_chars: int | None = None) -> Iterator[str]:
     interactive help topics (`pydoc_data.topics`): about 3 MB, enough for a 32k BPE
     vocabulary.
     """
-    import pydoc_data.topics
+    import pydoc_data.topics  # the stdlib's help topics (~0.7 MB): read only to build the default corpus
 
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     total = 0
@@ -136,8 +137,6 @@ class TextTokenizer:
     """A trained SentencePiece model: str <-> int32 ids in [0, vocab_size)."""
 
     def __init__(self, model_proto: bytes):
-        import sentencepiece as spm
-
         self.model_proto = bytes(model_proto)
         self._sp = spm.SentencePieceProcessor(model_proto=self.model_proto)
 
@@ -184,8 +183,6 @@ def train_text_tokenizer(
     max_sentences: int = 2_000_000,
 ) -> TextTokenizer:
     """Trains a SentencePiece model on `lines` (Gato §2.1: 32k subwords)."""
-    import sentencepiece as spm
-
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),

@@ -203,7 +203,7 @@ metrics = {
                                 "tokens": c["num_tokens"]} for c in cards},
     "expert_return_mean": {t: r["expert_return"]["mean"] for c in cards for t, r in c["tasks"].items()},
     "random_return_mean": {t: r["random_return"]["mean"] for c in cards for t, r in c["tasks"].items() if "random_return" in r},
-    "video_frames": {"babyai": int(len(frames_b)), "metaworld": int(len(frames_m))},
+    "video_frames": {"babyai": int(len(run_b.frames)), "metaworld": int(len(run_m.frames))},
     "showcase": showcase,
     "experts": {m["task"]: {k: v for k, v in m["evaluation"].items() if k.endswith("_mean")} for m in expert_metas},
     "batch_shape": list(batch.tokens.ids.shape),

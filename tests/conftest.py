@@ -8,9 +8,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 os.environ.setdefault("XLA_FLAGS", "")
 
-# The toy "reach" domain (gatolab/data/toy.py) is a test fixture, not a builtin domain: every test
+# The toy "reach" domain (gatolab.testing) is a test fixture, not a builtin domain: every test
 # process registers it, so tests and CLI calls can name it like any domain ("toy").
-from gatolab.data import toy  # noqa: E402
+from gatolab import testing  # noqa: E402
 from gatolab.domains import registry  # noqa: E402
 
-registry.register(toy.ENTRY, replace=True)
+registry.register(testing.TOY_ENTRY, replace=True)

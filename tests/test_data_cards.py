@@ -12,7 +12,7 @@ from gatolab import cli, testing
 from gatolab.data import cards, mixture
 from gatolab.data import generation as gen
 from gatolab.data import storage as st
-from gatolab.data.toy import ToyDomain
+from gatolab.testing import ToyDomain
 
 REPO_CARDS = Path(__file__).resolve().parent.parent / "data_cards"
 

@@ -6,7 +6,7 @@ import pytest
 from gatolab import cli
 from gatolab.data import generation as gen
 from gatolab.data import storage as st
-from gatolab.data.toy import ToyDomain
+from gatolab.testing import ToyDomain
 
 
 def _seeds(ds):

@@ -284,7 +284,7 @@ def test_jat_continuous_files_round_trip(tmp_path, tok):
     mix = mx.Mixture(mx.MixtureConfig(weights={"jat-metaworld-demo": 1.0}, sequence_length=64),
                      [tmp_path / "out" / "jat-metaworld-demo"], tok)
     batch = next(mix.iterator(batch_size=4))
-    assert batch["ids"].shape == (4, 64)
+    assert batch.tokens.ids.shape == (4, 64)
 
 
 def test_jat_babyai_and_atari_layouts(tmp_path, tok):

@@ -9,7 +9,7 @@ from gatolab import testing
 from gatolab.data import generation as gen
 from gatolab.data import mixture as mx
 from gatolab.data import storage as st
-from gatolab.data.toy import ToyDomain
+from gatolab.testing import ToyDomain
 from gatolab.episode import Episode
 from gatolab.specs import EnvSpec, FieldSpec, Modality
 

@@ -37,12 +37,16 @@ def test_aggregate_domain_then_overall_and_figure5():
     assert f5["total"] == [3, 2, 2, 1, 0]
 
 
-def test_find_domain():
-    assert ev.find_domain("CartPole-v1") == "classic"
-    assert ev.find_domain("BabyAI-GoToRedBall-v0") == "babyai"
-    assert ev.find_domain("classic/Pendulum-v1") == "classic"
+def test_task_owners():
+    assert gl.domains.owner("CartPole-v1") == "classic"
+    assert gl.domains.owner("BabyAI-GoToRedBall-v0") == "babyai"
+    assert gl.domains.owner("classic/Pendulum-v1") == "classic"
     with pytest.raises(ValueError, match="unknown task 'NotATask-v0'"):
-        ev.find_domain("NotATask-v0")
+        gl.domains.owner("NotATask-v0")
+    assert ev.control_task("classic/Pendulum-v1") == ("classic", "Pendulum-v1")
+    assert ev.control_task("ALE/Pong-v5") == ("atari", "ALE/Pong-v5")  # a gymnasium id with a "/" stays whole
+    with pytest.raises(ValueError, match="has no environment"):
+        ev.control_task("stdlib_text")
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@
     gl.data.generate("classic", "data", episodes=100, workers=2)   # -> data/classic (Minari shards)
     gl.data.write_card("data/classic", "data_cards")                # -> data_cards/classic.{md,json}
     mix = gl.data.Mixture(gl.data.MixtureConfig(), ["data/classic", "data/babyai"], tokenizer)
-    batch = next(iter(mix.iterator(batch_size=8)))                  # dict of (B, L, ...) arrays
+    batch = next(iter(mix.iterator(batch_size=8)))                  # a gl.batch.Batch: .tokens (B, L, ...), .info
 
 Modules: `storage` (Minari shards, checksums), `generation` (resumable, parallel
 generation), `cards` (measured data cards, Table-1 summary), `mixture` (the grain
-pipeline: weights, filtering, prompts; Gato §2.3 / GATO_SPEC §4), `toy` (a tiny domain
-for tests).
+pipeline: weights, filtering, prompts; Gato §2.3 / GATO_SPEC §4), `importers` (Minari and
+JAT files you already have), `synthetic` (random multimodal episodes and batches for smoke runs).
 """
 
 import importlib
@@ -21,7 +21,7 @@ _ATTRS = {
     "Mixture": "mixture", "MixtureConfig": "mixture", "default_weight_share": "mixture", "filter_episodes": "mixture",
     "expert_return": "mixture",
 }
-_MODULES = ("storage", "generation", "cards", "mixture", "toy", "cli", "importers")
+_MODULES = ("storage", "generation", "cards", "mixture", "synthetic", "cli", "importers")
 
 
 def __getattr__(name):

@@ -9,13 +9,18 @@
 
 from __future__ import annotations
 
+from gatolab.data import cards
+from gatolab.data.generation import generate
+from gatolab.data.importers import import_dataset
+from gatolab.data.storage import EpisodeDataset
+
 
 def add_cli(sub) -> None:
     p = sub.add_parser("data", help="datasets: generate, verify, data cards")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
 
     g = dsub.add_parser("generate", help="generate (or resume) expert episodes for a domain")
-    g.add_argument("--domain", required=True, help="classic, babyai, metaworld, text, vision_language (or toy)")
+    g.add_argument("--domain", required=True, help="a registered domain (`gatolab domains` lists them)")
     g.add_argument("--tasks", nargs="*", default=None, help="default: every task of the domain")
     g.add_argument("--episodes", type=int, required=True, help="episodes per task")
     g.add_argument("--workers", type=int, default=1)
@@ -54,8 +59,6 @@ def add_cli(sub) -> None:
 
 
 def _generate(args) -> int:
-    from gatolab.data.generation import generate
-
     m = generate(args.domain, args.out, tasks=args.tasks, episodes=args.episodes, workers=args.workers, seed=args.seed,
                  shard_size=args.shard_size, dataset_name=args.name)
     print(f"{args.out}/{m['dataset']}: {len(m['tasks'])} tasks, {m['num_episodes']} episodes, {m['num_timesteps']} timesteps, "
@@ -64,8 +67,6 @@ def _generate(args) -> int:
 
 
 def _verify(args) -> int:
-    from gatolab.data.storage import EpisodeDataset
-
     for path in args.data:
         n = EpisodeDataset(path).verify_all()
         print(f"{path}: {n} shards OK")
@@ -73,13 +74,10 @@ def _verify(args) -> int:
 
 
 def _card(args) -> int:
-    from gatolab.data import cards
-    from gatolab.data.storage import EpisodeDataset
-
     for path in args.data:
         ds = EpisodeDataset(path)
         random_episodes = args.random_episodes
-        if ds.manifest.get("imported"):  # gatolab/data/importers.py: no environment to run a random policy in
+        if ds.manifest.get("imported"):  # gatolab/data/importers/: no environment to run a random policy in
             random_episodes = 0
             print(f"{path}: imported dataset without an environment: random-policy returns are not measured")
         card = cards.write_card(ds, args.out, random_episodes=random_episodes, random_seed=args.random_seed,
@@ -89,8 +87,6 @@ def _card(args) -> int:
 
 
 def _import(args) -> int:
-    from gatolab.data.importers import import_dataset
-
     src = args.src[0] if len(args.src) == 1 else args.src
     if args.format == "minari" and len(args.src) > 1:
         raise ValueError("--format minari takes one --src folder")
@@ -102,8 +98,6 @@ def _import(args) -> int:
 
 
 def _summary(args) -> int:
-    from gatolab.data import cards
-
     rows = cards.write_summary(args.cards)
     print(f"{args.cards}/README.md: {len(rows)} datasets")
     return 0

@@ -154,7 +154,7 @@ def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[st
         "domain_class": type(dom).__qualname__,
         "generation": {"episodes_per_task": episodes, "seed": seed, "shard_size": shard_size,
                        "seed_rule": "episode i of each task uses seed + i (Domain.generate)"},
-        "versions": io_utils.package_versions(),
+        "versions": io_utils.package_versions((*io_utils.DATA_PACKAGES, *dom.packages)),
     }
     experts = {t: rec for t in tasks if (rec := dom.expert_record(t)) is not None}
     if experts:  # trained experts: which parameters made the data, and how strong they measured

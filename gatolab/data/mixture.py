@@ -3,10 +3,10 @@
 Gato §2.3 / GATO_SPEC §4, and the choices gatolab makes where the paper is silent:
 
 - Mixing. Each sequence comes from a dataset drawn with probability proportional to
-  its sample weight (Table 1, GATO_SPEC §8). `DEFAULT_WEIGHTS` keeps Table 1's
-  proportions for the domains we have. [open] Classic control is not in Table 1; it
-  takes the weight of its nearest analogue, DM Control Suite from state (4.62%).
-  Vision-language takes M3W + the six caption/VQA sets (4% + 6 x 0.67%).
+  its sample weight (Table 1, GATO_SPEC §8). By default every dataset takes the weight
+  its domain's registry entry gives it (`gl.domains.default_weights()`: Table 1's
+  proportions for the domains we have; each [open] choice, e.g. classic control, which
+  is not in Table 1, is explained beside its number in the domain's folder).
 - Within a dataset. [open] `within_dataset="task"` (default) draws a task uniformly,
   then an episode of it uniformly ("roughly uniformly", §2.3, applied one level
   down); "episode" draws episodes uniformly over the whole dataset.
@@ -49,34 +49,21 @@ import collections
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import grain
 import numpy as np
+from absl import flags
 
+from gatolab import tokenizers as tk
 from gatolab.batch import Batch
 from gatolab.data.storage import EpisodeDataset
+from gatolab.domains import registry
 from gatolab.gato_tokenizer import GatoTokenizer
 from gatolab.sequence import TokenSequence
 from gatolab.specs import Modality
-
-# Table 1 of Gato (GATO_SPEC §8), percentages, for the domains gatolab has.
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "babyai": 9.06,  # BabyAI
-    "metaworld": 8.96,  # Meta-World
-    "sokoban": 1.33,  # Sokoban
-    "atari": 9.5,  # ALE Atari (51 games in Gato; gatolab offers the Atari-57)
-    # [open] MinAtar is not in Table 1: it stands in for ALE Atari Extended (10.0%), the Atari games gatolab
-    # cannot train full-strength experts for on a CPU; ALE itself ("atari") keeps ALE Atari's 9.5%.
-    "minatar": 10.0,
-    "procgen": 5.34,  # Procgen Benchmark
-    "classic": 4.62,  # [open] not in Table 1: DM Control Suite (state)'s weight, the nearest analogue (kept
-    # now that `dmc` exists too: classic is the cheapest real control data, and the demo is built on it)
-    "dmc": 4.62,  # DM Control Suite (state tasks)
-    "dmc_pixels": 7.07,  # DM Control Suite Pixels: the "-pixels" tasks, generated as their own dataset
-    "text": 6.7,  # MassiveText
-    "vision_language": 8.02,  # M3W 4% + ALIGN, MS-COCO, CC, LTIP, OKVQA, VQAv2 at 0.67% each
-}
 
 PROMPT_NONE, PROMPT_END, PROMPT_UNIFORM = 0, 1, 2
 PROMPT_KINDS = {PROMPT_NONE: "none", PROMPT_END: "end", PROMPT_UNIFORM: "uniform"}
@@ -92,8 +79,8 @@ class MixtureConfig:
         can hold: min(L, 2 x the most patches in any one episode) (a prompt and a window
         each come from one episode), at least L/2 when image-text rows are packed
         (packing stops before this many patches), 0 when no dataset has images.
-      weights: dataset name -> sample weight (any positive scale); None -> `DEFAULT_WEIGHTS`
-        restricted to the datasets given. Every dataset must have a weight.
+      weights: dataset name -> sample weight (any positive scale); None -> the registry's
+        `default_weights()` restricted to the datasets given. Every dataset must have a weight.
       within_dataset: "task" or "episode" (see the module docstring).
       filter_episodes: apply the §2.3 return filter to control datasets.
       filter_fraction: keep returns >= this fraction of the expert return (0.8).
@@ -201,14 +188,15 @@ class Mixture:
         if len(set(names)) != len(names):
             raise ValueError(f"Mixture: dataset names must be unique, got {names}")
         self.dataset_names = names
-        raw = dict(config.weights) if config.weights is not None else {n: DEFAULT_WEIGHTS.get(n) for n in names}
+        defaults = registry.default_weights()
+        raw = dict(config.weights) if config.weights is not None else {n: defaults.get(n) for n in names}
         unknown = sorted(set(raw) - set(names)) if config.weights is not None else []
         if unknown:
             raise ValueError(f"MixtureConfig.weights names datasets {unknown} that are not in the mixture {names}")
         missing = [n for n in names if raw.get(n) is None]
         if missing:
             raise ValueError(f"Mixture: no sample weight for datasets {missing}; give MixtureConfig.weights "
-                             f"(defaults exist for {sorted(DEFAULT_WEIGHTS)})")
+                             f"(defaults exist for {sorted(defaults)})")
         w = np.array([float(raw[n]) for n in names], np.float64)
 
         # Index: per dataset, per task, the kept episode indices (§2.3 filter).
@@ -273,8 +261,6 @@ class Mixture:
 
     def _patches_per_timestep(self, spec) -> int:
         """Patches the tokenizer makes from one timestep's images (patchify a blank frame of each)."""
-        from gatolab import tokenizers as tk
-
         c = self.tokenizer.config
         n = 0
         for f in spec.observation.values():
@@ -424,8 +410,6 @@ class Mixture:
           num_rows: length of the global row stream (effectively infinite by default).
           process_index, process_count: this host and the number of hosts.
         """
-        import grain
-
         if not 0 <= process_index < process_count:
             raise ValueError(f"process_index must lie in [0, {process_count}), got {process_index}")
         if batch_size < 1:
@@ -440,13 +424,9 @@ class Mixture:
         `workers` > 0 runs the rows in that many processes (grain `mp_prefetch`); the
         batches are the same for any number of workers.
         """
-        import grain
-
         it_ds = self.dataset(batch_size, num_rows=num_rows, process_index=process_index,
                              process_count=process_count).to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
         if workers > 0:
-            from absl import flags
-
             # grain's worker processes read absl flags; outside an absl app they are unparsed.
             if not flags.FLAGS.is_parsed():
                 flags.FLAGS.mark_as_parsed()
@@ -490,8 +470,6 @@ def throughput(mix: Mixture, num_rows: int = 256, batch_size: int = 16, workers:
     whole episodes); the steady-state figure excludes them, and `cold_seconds` says
     what they cost.
     """
-    import time
-
     it = mix.iterator(batch_size, workers=workers, num_rows=num_rows + warmup_batches * batch_size)
     try:
         t0 = time.perf_counter()
@@ -511,10 +489,12 @@ def throughput(mix: Mixture, num_rows: int = 256, batch_size: int = 16, workers:
 
 
 def default_weight_share(names: Sequence[str] | None = None) -> dict[str, float]:
-    """Each dataset's probability when the `names` (default: all defaults) are mixed with `DEFAULT_WEIGHTS`."""
-    names = list(names or DEFAULT_WEIGHTS)
-    unknown = [n for n in names if n not in DEFAULT_WEIGHTS]
+    """Each dataset's probability when the `names` (default: every dataset with a default weight)
+    are mixed with the registry's default weights."""
+    defaults = registry.default_weights()
+    names = list(names or defaults)
+    unknown = [n for n in names if n not in defaults]
     if unknown:
-        raise ValueError(f"no default sample weight for datasets {unknown} (known: {sorted(DEFAULT_WEIGHTS)})")
-    total = sum(DEFAULT_WEIGHTS[n] for n in names)
-    return {n: DEFAULT_WEIGHTS[n] / total for n in names}
+        raise ValueError(f"no default sample weight for datasets {unknown} (known: {sorted(defaults)})")
+    total = math.fsum(defaults[n] for n in names)  # exactly rounded: the shares do not depend on the order of names
+    return {n: defaults[n] / total for n in names}

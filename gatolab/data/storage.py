@@ -70,7 +70,7 @@ _TEXT_MAX_LENGTH = 1 << 20
 # EnvSpec <-> gymnasium spaces (what Minari serializes)
 # ----------------------------------------------------------------------------------------
 def _field_space(f: FieldSpec):
-    from gymnasium import spaces
+    from gymnasium import spaces  # the envs extra (optional): shards' spaces only
 
     if f.modality == Modality.TEXT:
         return spaces.Text(max_length=_TEXT_MAX_LENGTH, min_length=0, charset=string.printable)
@@ -96,7 +96,7 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _dict_space(fields: Mapping[str, FieldSpec]):
-    from gymnasium import spaces
+    from gymnasium import spaces  # the envs extra (optional)
 
     def build(tree):
         return spaces.Dict({k: build(v) if isinstance(v, dict) else _field_space(v) for k, v in tree.items()})
@@ -146,7 +146,7 @@ def shard_dir(dataset_dir: str | os.PathLike, task: str, index: int) -> Path:
 
 
 def _episode_buffer(ep: Episode, spec: EnvSpec, episode_id: int):
-    from minari.data_collector import EpisodeBuffer
+    from minari.data_collector import EpisodeBuffer  # the envs extra (optional): loaded by the functions that touch shard files only
 
     t = len(ep)
     obs = {}
@@ -323,7 +323,7 @@ def read_shard(path: str | os.PathLike, verify: bool = True, expected: Mapping[s
     Raises:
       ValueError: naming the shard path, if it is incomplete, corrupt or unreadable.
     """
-    from minari.dataset.minari_storage import MinariStorage
+    from minari.dataset.minari_storage import MinariStorage  # the envs extra (optional)
 
     path = Path(path).absolute()
     side = verify_shard(path, expected) if verify else read_sidecar(path)

@@ -213,6 +213,7 @@ class Domain(abc.ABC):
 
     name: str
     kind: DomainKind = "control"
+    packages: tuple[str, ...] = ()  # the simulators whose versions decide its data (recorded in manifests)
 
     @abc.abstractmethod
     def tasks(self) -> list[str]: ...

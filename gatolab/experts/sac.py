@@ -179,7 +179,7 @@ def load_sac_policy(task: str, root: str | None = None, spec: Any | None = None)
 # Training (JAX).
 # ----------------------------------------------------------------------------------
 def _make_update(config: SACConfig, act_dim: int):
-    import jax
+    import jax  # acting (SACPolicy) is NumPy: JAX loads only to train
     import jax.numpy as jnp
     import optax
 
@@ -291,7 +291,7 @@ def train_sac(make_env: Callable[[int], TaskEnv], spec: EnvSpec, total_steps: in
       curve: [{"step", "return", "wall_s", ...}] evaluation points every `log_every` env
         steps and at the end (deterministic actor, `config.eval_episodes` episodes).
     """
-    import jax
+    import jax  # acting (SACPolicy) is NumPy: JAX loads only to train
 
     config = config or SACConfig()
     task = spec.name

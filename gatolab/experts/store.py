@@ -27,8 +27,8 @@ from gatolab import io_utils
 
 PARAMS_FILE = "params.npz"
 META_FILE = "expert.json"
-# Packages whose versions decide what an expert learns and how it acts; recorded in expert.json.
-EXPERT_PACKAGES = ("jax", "flax", "optax", "gymnax", "ale-py", "dm-control", "procgen-mirror", "mujoco")
+# Packages whose versions decide what any expert learns; a recipe adds its simulators. Recorded in expert.json.
+EXPERT_PACKAGES = ("jax", "flax", "optax", "numpy")
 
 
 def experts_root() -> Path:
@@ -84,22 +84,26 @@ def _npz_bytes(flat: dict[str, np.ndarray]) -> bytes:
 
 def to_numpy(tree: Any) -> Any:
     """Trained parameters (device arrays) -> the same tree of NumPy arrays on the host."""
-    import jax
+    import jax  # trained parameters are device arrays; the store itself is NumPy
 
     return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
 def save_expert(task: str, params: Any, *, domain: str, algo: str, config: dict[str, Any],
                 curve: list[dict[str, float]], evaluation: dict[str, Any] | None = None,
-                root: str | os.PathLike | None = None) -> Path:
-    """Writes the expert for `task` atomically (an existing one is replaced once the new is complete)."""
+                root: str | os.PathLike | None = None, packages: tuple[str, ...] = ()) -> Path:
+    """Writes the expert for `task` atomically (an existing one is replaced once the new is complete).
+
+    `packages`: the simulators the expert was trained in, whose versions expert.json records too.
+    """
     final = expert_path(task, root)
     flat = flatten_params(params)
     data = _npz_bytes(flat)
     meta = {
         "task": task, "domain": domain, "algo": algo, "config": config, "curve": curve,
         "evaluation": evaluation or {}, "params_sha256": hashlib.sha256(data).hexdigest(),
-        "num_params": int(sum(v.size for v in flat.values())), "versions": io_utils.package_versions(EXPERT_PACKAGES),
+        "num_params": int(sum(v.size for v in flat.values())),
+        "versions": io_utils.package_versions((*EXPERT_PACKAGES, *packages)),
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     with io_utils.atomic_directory(final, replace=True) as tmp:

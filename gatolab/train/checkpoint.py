@@ -15,14 +15,21 @@ version.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from flax import nnx
 
 import gatolab
+from gatolab.gato_tokenizer import GatoTokenizer, TokenizerConfig
+from gatolab.model import Gato, ModelConfig
+from gatolab.text import TextTokenizer
+from gatolab.tokenizers import Vocabulary
+from gatolab.train.optim import OptimConfig, make_optimizer
 
 
 class CheckpointError(ValueError):
@@ -98,8 +105,6 @@ def decode_bytes(text: str) -> bytes:
 # ---------------------------------------------------------------------------------------
 def tokenizer_meta(tokenizer) -> dict[str, Any]:
     """JSON facts that rebuild a `GatoTokenizer`: its config and SentencePiece model."""
-    import dataclasses
-
     cfg = dataclasses.asdict(tokenizer.config)
     return {
         "tokenizer": {
@@ -109,11 +114,7 @@ def tokenizer_meta(tokenizer) -> dict[str, Any]:
     }
 
 
-def tokenizer_from_meta(meta: dict[str, Any]):
-    from gatolab.gato_tokenizer import GatoTokenizer, TokenizerConfig
-    from gatolab.text import TextTokenizer
-    from gatolab.tokenizers import Vocabulary
-
+def tokenizer_from_meta(meta: dict[str, Any]) -> GatoTokenizer:
     if "tokenizer" not in meta:
         raise CheckpointError("checkpoint metadata has no 'tokenizer' entry (saved without tokenizer_meta?)")
     t = meta["tokenizer"]
@@ -143,10 +144,6 @@ def load_model(path: str | os.PathLike, step: int | None = None):
     The model is built from the config stored in the checkpoint and gets the saved
     parameters; the tokenizer (config + SentencePiece model) comes from the same place.
     """
-    from flax import nnx
-
-    from gatolab.model import Gato, ModelConfig
-
     directory, step_in_path = _checkpoint_dir(path)
     ck = Checkpointer(directory, create=False)
     step = step if step is not None else step_in_path
@@ -158,8 +155,6 @@ def load_model(path: str | os.PathLike, step: int | None = None):
     model = Gato(config, rngs=nnx.Rngs(0))
     # The checkpoint holds {"model": ..., "optimizer": ...}: rebuild the optimizer from the
     # stored train config so the whole tree has a known structure, then keep the model part.
-    from gatolab.train.optim import OptimConfig, make_optimizer
-
     optimizer = nnx.Optimizer(model, make_optimizer(OptimConfig(**meta["train_config"]["optim"])), wrt=nnx.Param)
     state = nnx.state(model)
     abstract = {"model": nnx.to_pure_dict(state), "optimizer": nnx.to_pure_dict(nnx.state(optimizer))}
@@ -173,8 +168,3 @@ def load_model(path: str | os.PathLike, step: int | None = None):
     ck.close()
     return model, tokenizer_from_meta(meta), meta
 
-
-def _has_partial() -> bool:
-    import inspect
-
-    return "partial_restore" in inspect.signature(ocp.args.PyTreeRestore).parameters

@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.experimental import multihost_utils
+from tqdm.auto import tqdm
 
 import gatolab
 from gatolab import io_utils
@@ -356,8 +358,6 @@ class Trainer:
     def _per_domain(self, dataset_id: np.ndarray, row_nll, row_targets) -> dict[str, float]:
         """Summed NLL and target counts per domain: `nll/domain/<d>`, `targets/domain/<d>`."""
         if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
             dataset_id = np.asarray(multihost_utils.process_allgather(dataset_id, tiled=True))
             row_nll = multihost_utils.process_allgather(row_nll, tiled=True)
             row_targets = multihost_utils.process_allgather(row_targets, tiled=True)
@@ -406,8 +406,6 @@ class Trainer:
             return False
         spent = time.perf_counter() - t_start > self.config.max_seconds
         if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
             spent = bool(multihost_utils.broadcast_one_to_all(np.asarray(spent)))
         return spent
 
@@ -434,8 +432,6 @@ class Trainer:
             io_utils.atomic_write_text(log_path, "".join(line + "\n" for line in kept))
         bar = None
         if progress and jax.process_index() == 0:
-            from tqdm.auto import tqdm
-
             bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step")
         window: list[dict[str, float]] = []
         t_start = t_last = time.perf_counter()
@@ -496,8 +492,6 @@ def _agree_across_hosts(*sizes: int) -> tuple[int, ...]:
     """Every host must compile the same shapes: the largest bucket over hosts wins."""
     if jax.process_count() == 1:
         return sizes
-    from jax.experimental import multihost_utils
-
     local = np.asarray(sizes, np.int64)
     most = np.asarray(multihost_utils.process_allgather(local)).reshape(-1, len(sizes)).max(0)
     return tuple(int(m) for m in most)

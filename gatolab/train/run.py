@@ -18,6 +18,10 @@ from typing import Any
 
 import jax
 
+from gatolab.data.mixture import Mixture, MixtureConfig
+from gatolab.data.synthetic import SyntheticBatches
+from gatolab.gato_tokenizer import GatoTokenizer
+from gatolab.text import default_text_tokenizer
 from gatolab.train.checkpoint import tokenizer_meta
 from gatolab.train.loop import Trainer, TrainConfig
 
@@ -39,16 +43,12 @@ def build_source(config: TrainConfig, mixture: str, data: Sequence[str | os.Path
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the {process_count} processes")
     local = config.batch_size // process_count
     if mixture == "synthetic":
-        from gatolab.data.synthetic import SyntheticBatches
-
         return SyntheticBatches(config.batch_size, config.sequence_length, config.max_patches, seed=config.seed,
                                 shard_index=process_index, shard_count=process_count)
     if mixture != "default":
         raise ValueError(f"unknown mixture {mixture!r} (expected 'default' or 'synthetic')")
     if not data:
         raise ValueError("the 'default' mixture needs dataset directories (--data DIR ...)")
-    from gatolab.data.mixture import Mixture, MixtureConfig
-
     mcfg = MixtureConfig(sequence_length=config.sequence_length, max_patches=config.max_patches, seed=config.seed,
                          **dict(mixture_overrides or {}))
     mix = Mixture(mcfg, list(data), tokenizer)
@@ -92,9 +92,6 @@ def train(preset: str = "tiny", *, out: str | os.PathLike, steps: int | None = N
             cfg = cfg.replace(**{"optim.total_steps": steps, "optim.warmup_steps": min(cfg.optim.warmup_steps, steps)})
     tokenizer = None
     if mixture == "default":
-        from gatolab.gato_tokenizer import GatoTokenizer
-        from gatolab.text import default_text_tokenizer
-
         tokenizer = GatoTokenizer(text=default_text_tokenizer(text_vocab, max_chars=text_chars))
         if compact_vocab:
             vocab = dataclasses.replace(tokenizer.config.vocab, text_size=text_vocab)

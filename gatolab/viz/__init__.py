@@ -7,14 +7,9 @@ HTML export shows its plots offline.
 
 import importlib
 
+import plotly.io as pio
 
-def _setup_plotly() -> None:
-    import plotly.io as pio
-
-    pio.renderers.default = "plotly_mimetype+notebook"
-
-
-_setup_plotly()
+pio.renderers.default = "plotly_mimetype+notebook"
 
 _SUBMODULES = ("tokens", "model", "data", "training", "rollouts", "video")
 

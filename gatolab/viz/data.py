@@ -10,14 +10,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gatolab.batch import Batch
+from gatolab.data.cards import summary_rows
 from gatolab.specs import Modality
 from gatolab.viz.tokens import MODALITY_COLORS
 
 
 def summary_table(cards: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Gato Table 1's columns (tasks, episodes, tokens, sample weight) for our measured datasets."""
-    from gatolab.data.cards import summary_rows
-
     rows = summary_rows(cards)
     pct = lambda v: "—" if v is None else f"{v:.2%}"  # noqa: E731
     cols = {
@@ -78,16 +77,6 @@ def expert_curves(metas: Sequence[Mapping[str, Any]]) -> go.Figure:
                                          line=dict(dash=dash, color=color), showlegend=k == 0, legendgroup=name), row=r, col=c)
     fig.update_layout(height=260 * nrows + 80, title="RL experts: training return vs environment steps")
     return fig
-
-
-def show_video(frames: np.ndarray, fps: int = 15, title: str | None = None, width: int = 320):
-    """Plays (T, H, W, 3) uint8 frames inline with mediapy (an embedded mp4)."""
-    import mediapy
-
-    if frames is None or len(frames) == 0:
-        raise ValueError("show_video: no frames (was the environment made with render=True?)")
-    h, w = frames.shape[1:3]
-    mediapy.show_video(frames, fps=fps, title=title, width=width, height=int(round(width * h / w)))
 
 
 def batch_figure(batch: Batch, mix=None, max_rows: int = 8, max_tokens: int | None = None) -> go.Figure:

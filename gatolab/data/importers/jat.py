@@ -83,7 +83,7 @@ def _decode_image(v: Any, where: str) -> np.ndarray:
         if data is None:
             raise ValueError(f"{where}: image has no embedded bytes (path {v.get('path')!r}); "
                              f"only parquet files with embedded images can be imported")
-        from PIL import Image
+        from PIL import Image  # Pillow (optional): only to decode image bytes
 
         try:
             with Image.open(io.BytesIO(data)) as im:
@@ -117,7 +117,7 @@ def _stack(rows: Any, where: str, dtype: Any) -> np.ndarray:
 
 
 def _jat_rows(files: Sequence[Path], batch_rows: int = 16) -> Iterator[tuple[Path, int, dict[str, Any]]]:
-    import pyarrow as pa
+    import pyarrow as pa  # the envs extra (optional): only to read parquet files
     import pyarrow.parquet as pq
 
     for path in files:

@@ -73,7 +73,7 @@ def space_fields(space, name: str, *, action: bool = False, out_of_range: OutOfR
       action: refuse IMAGE/TEXT (actions must be DISCRETE or CONTINUOUS).
       out_of_range: given to every CONTINUOUS field.
     """
-    from gymnasium import spaces
+    from gymnasium import spaces  # the envs extra (optional): only to read recorded spaces
 
     def leaf(sp, key: str) -> FieldSpec:
         kind = "action" if action else "observation"
@@ -139,7 +139,7 @@ def space_fields(space, name: str, *, action: bool = False, out_of_range: OutOfR
 
 def _space_offsets(space, name: str) -> dict[str, np.ndarray]:
     """Per-field value shifts for Discrete/MultiDiscrete spaces with a non-zero `start`."""
-    from gymnasium import spaces
+    from gymnasium import spaces  # the envs extra (optional)
 
     out: dict[str, np.ndarray] = {}
 
@@ -162,7 +162,7 @@ def _space_offsets(space, name: str) -> dict[str, np.ndarray]:
 
 def _flatten_data(value: Any, space, name: str) -> dict[str, Any]:
     """Minari's decoded episode data (dicts / tuples / arrays) -> flat {field: column}."""
-    from gymnasium import spaces
+    from gymnasium import spaces  # the envs extra (optional)
 
     out: dict[str, Any] = {}
 
@@ -274,7 +274,7 @@ def import_minari(path_or_dataset_dir: str | os.PathLike, out: str | os.PathLike
       ValueError: naming the file or field: missing/corrupt files, unmappable spaces,
         data that do not fit the spaces, or an existing `<out>/<name>`.
     """
-    from minari.dataset.minari_storage import MinariStorage
+    from minari.dataset.minari_storage import MinariStorage  # the envs extra (optional): only to read a Minari dataset
 
     data_dir = minari_data_dir(path_or_dataset_dir)
     try:

@@ -61,6 +61,7 @@ class AtariDomain(TrainedExpertDomain):
 
     name = "atari"
     kind = "control"
+    packages = ("ale-py",)
 
     def tasks(self) -> list[str]:
         return list(ATARI_GAMES)

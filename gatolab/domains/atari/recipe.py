@@ -105,4 +105,4 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
         log(f"{task}: expert {evaluation['expert_return_mean']:.2f} vs random {evaluation['random_return_mean']:.2f} "
             f"over {eval_episodes} episodes (through the gatolab adapter)")
     return save_expert(task, params, domain="atari", algo="ppo", config=config.to_dict(), curve=curve,
-                       evaluation=evaluation, root=root)
+                       evaluation=evaluation, root=root, packages=AtariDomain.packages)

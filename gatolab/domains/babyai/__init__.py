@@ -54,6 +54,7 @@ class BabyAIDomain(Domain):
 
     name = "babyai"
     kind = "control"
+    packages = ("gymnasium", "minigrid")
 
     def __init__(self, pixels: bool = False, mission_loss: bool = False, include_excluded: bool = False):
         self.pixels = pixels

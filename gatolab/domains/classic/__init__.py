@@ -34,6 +34,7 @@ class ClassicDomain(Domain):
 
     name = "classic"
     kind = "control"
+    packages = ("gymnasium",)
 
     def __init__(self):
         self._specs: dict[str, EnvSpec] = {}

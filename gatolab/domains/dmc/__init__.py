@@ -64,6 +64,7 @@ class DMCDomain(TrainedExpertDomain):
 
     name = "dmc"
     kind = "control"
+    packages = ("dm-control", "mujoco")
 
     def __init__(self, experts_root: str | None = None, render_size: tuple[int, int] = RENDER_SIZE):
         self.experts_root = experts_root

@@ -61,4 +61,4 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
         log(f"[sac {state}] expert return {evaluation['expert_return_mean']:.1f} vs random "
             f"{evaluation['random_return_mean']:.1f} over {sac.FINAL_EVAL_EPISODES} episodes ({train_s:.0f}s training)")
     return save_expert(state, {"actor": params["actor"]}, domain="dmc", algo="sac", config=full_config, curve=curve,
-                       evaluation=evaluation, root=root)
+                       evaluation=evaluation, root=root, packages=DMCDomain.packages)

@@ -53,6 +53,7 @@ class MetaWorldDomain(Domain):
 
     name = "metaworld"
     kind = "control"
+    packages = ("metaworld", "mujoco")
 
     def __init__(self, terminate_on_success: bool = False, camera: str = "corner", render_size: tuple[int, int] = (128, 128)):
         self.terminate_on_success = terminate_on_success

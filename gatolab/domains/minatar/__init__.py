@@ -43,6 +43,7 @@ class MinAtarDomain(TrainedExpertDomain):
 
     name = "minatar"
     kind = "control"
+    packages = ("gymnax", "jax")
 
     def tasks(self) -> list[str]:
         return list(MINATAR_TASKS)

@@ -66,7 +66,7 @@ def minatar_spec(task: str) -> EnvSpec:
 @functools.lru_cache(maxsize=None)
 def jitted_env(task: str):
     """(env, params, reset, step) for a task, jitted once per process."""
-    import jax
+    import jax  # JAX loads when a MinAtar env is made, not when domains are listed
 
     gymnax = _gymnax()
     env, params = gymnax.make(task)
@@ -86,7 +86,7 @@ class MinAtarEnv(TaskEnv):
     """One gymnax MinAtar game as a gatolab `TaskEnv` (seeded: reset(seed) fixes the episode)."""
 
     def __init__(self, task: str, spec: EnvSpec, render: bool = False):
-        import jax
+        import jax  # JAX loads when a MinAtar env is made, not when domains are listed
 
         self._jax = jax
         self.task, self.spec = task, spec

@@ -40,4 +40,4 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
         log(f"{task}: expert {evaluation['expert_return_mean']:.2f} vs random {evaluation['random_return_mean']:.2f} "
             f"over {eval_episodes} episodes")
     return save_expert(task, to_numpy(net_params), domain="minatar", algo="ppo", config=config.to_dict(), curve=curve,
-                       evaluation=evaluation, root=root)
+                       evaluation=evaluation, root=root, packages=MinAtarDomain.packages)

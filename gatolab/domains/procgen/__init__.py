@@ -53,6 +53,7 @@ class ProcgenDomain(TrainedExpertDomain):
 
     name = "procgen"
     kind = "control"
+    packages = ("procgen-mirror", "gym3")
 
     def tasks(self) -> list[str]:
         return list(PROCGEN_GAMES)

@@ -121,4 +121,4 @@ def train_expert(task: str, *, steps: int | None = None, seed: int = 0, root: st
             f"{evaluation['train_levels_expert_return_mean']:.2f} "
             f"vs random {evaluation['train_levels_random_return_mean']:.2f} ({eval_episodes} episodes each)")
     return save_expert(task, params, domain="procgen", algo="ppo", config=config.to_dict(), curve=curve,
-                       evaluation=evaluation, root=root)
+                       evaluation=evaluation, root=root, packages=ProcgenDomain.packages)

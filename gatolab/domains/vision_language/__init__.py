@@ -59,6 +59,7 @@ class VisionLanguageDomain(Domain):
 
     name = "vision_language"
     kind = "vision_language"
+    packages = ("pillow",)
 
     def __init__(self, sources: Mapping[str, Any] | None = None, pairs_per_episode: int = PAIRS_PER_EPISODE,
                  image_size: int = 64):

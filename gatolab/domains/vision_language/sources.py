@@ -150,7 +150,7 @@ class ShapesVQA(ShapesCaptions):
 
 def load_image(path: Path, image_size: tuple[int, int]) -> np.ndarray:
     """An image file as RGB uint8 (H, W, 3), resized (bilinear) to `image_size` = (H, W)."""
-    from PIL import Image
+    from PIL import Image  # Pillow (optional): only to read image files
 
     if not path.exists():
         raise FileNotFoundError(f"image file {str(path)!r} does not exist")
@@ -272,7 +272,7 @@ def write_shapes_dataset(out_dir: str | os.PathLike, num_images: int, seed: int 
 
     Returns the paths: {"images", "captions", "questions", "annotations"}.
     """
-    from PIL import Image
+    from PIL import Image  # Pillow (optional): only to write image files
 
     out = Path(out_dir)
     images_dir = out / "images"
