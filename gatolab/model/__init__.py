@@ -14,8 +14,11 @@
     ids = policy.sample_action(spec_ranges, temperature=1.0, rng=key)
 
 Imports run one way: layers, config <- embed, transformer, heads <- gato <- loss, decode,
-count, inspect.
+count, inspect. `gl.model.haiku` is the same network in Haiku (`gatolab/model/haiku/`), loaded
+on first use.
 """
+
+import importlib
 
 from gatolab.model.config import PAPER_PARAMS, PARAM_CONVENTION, ModelConfig, block_param_count, preset_names
 from gatolab.model.count import abstract_model, count_by_part, count_params, format_param_table, paper_param_table
@@ -35,3 +38,9 @@ __all__ = [
     "paper_param_table", "patch_position_bounds", "patch_position_indices", "preset_names", "restricted_logits",
     "sample_restricted", "slot_mask", "target_bucket",
 ]
+
+
+def __getattr__(name):
+    if name == "haiku":  # lazy: dm-haiku is an optional extra, so importing gatolab.model never needs it
+        return importlib.import_module("gatolab.model.haiku")
+    raise AttributeError(f"module 'gatolab.model' has no attribute {name!r}")

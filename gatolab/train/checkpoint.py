@@ -138,6 +138,36 @@ def _checkpoint_dir(path: str | os.PathLike) -> tuple[Path, int | None]:
     raise CheckpointError(f"{str(path)!r} is not a run directory, a checkpoints directory or a checkpoint step")
 
 
+def save_model(path: str | os.PathLike, model: Gato, tokenizer: GatoTokenizer, *, step: int = 0,
+               meta: dict[str, Any] | None = None) -> Path:
+    """Writes `model`'s parameters as a checkpoint of run directory `path` that `load_model` reads.
+
+    For parameters made outside a `Trainer` (e.g. by `gatolab.model.haiku.save`). The layout
+    is the Trainer's, {"model", "optimizer"} plus meta; the optimiser state is a fresh one
+    for the optimiser in `meta["train_config"]["optim"]` (default `OptimConfig()`), so a
+    run resumed from it starts with zero Adam moments.
+
+    Args:
+      path: the run directory (the checkpoint goes to `path/checkpoints/<step>`).
+      model: the parameters and, through `model.config`, the `model_config` written.
+      tokenizer: written as `tokenizer_meta(tokenizer)`.
+      step: the step recorded.
+      meta: other JSON-able facts to keep (e.g. the meta of the checkpoint the parameters
+        came from: its `train_config`, `mixture`).
+    """
+    meta = dict(meta or {})
+    train_config = dict(meta.get("train_config") or {})
+    optim = OptimConfig(**train_config.get("optim", {}))
+    train_config["optim"] = dataclasses.asdict(optim)
+    optimizer = nnx.Optimizer(model, make_optimizer(optim), wrt=nnx.Param)
+    state = {"model": nnx.to_pure_dict(nnx.state(model)), "optimizer": nnx.to_pure_dict(nnx.state(optimizer))}
+    meta.update(model_config=model.config.to_json(), train_config=train_config, **tokenizer_meta(tokenizer))
+    ck = Checkpointer(Path(path) / "checkpoints", keep=None)
+    ck.save(step, state, meta)
+    ck.close()
+    return Path(path)
+
+
 def load_model(path: str | os.PathLike, step: int | None = None):
     """Rebuilds (model, tokenizer, meta) from a checkpoint path alone.
 
