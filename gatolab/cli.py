@@ -16,6 +16,7 @@ _REGISTRARS = [
     "gatolab.cli:_add_text",
     "gatolab.data.cli:add_cli",
     "gatolab.train.run:add_cli",
+    "gatolab.configs.cli:add_cli",
     "gatolab.evaluate.cli:add_cli",
     "gatolab.domains.cli:add_cli",
 ]

@@ -1,14 +1,16 @@
 """The main job: data -> a tiny Gato trained on CPU for a bounded time -> evaluation -> report.
 
-    python -m gatolab.demo --out runs/demo --train-minutes 20
+    python -m gatolab.demo --out runs/demo --train-minutes 20 [KEY=VALUE ...]
 
-Stages (each prints how long it took; `OUT/demo.json` records everything):
-  1. data      expert episodes of a small multi-domain mixture (gatolab/configs/demo.py): BabyAI,
-               Meta-World, classic control, text, vision-language (`gl.data.generate`).
-  2. train     a `tiny`-class Gato on the mixture (Table-1 weights, §2.3 filtering and
-               prompts) for `--train-minutes`: a short probe run measures the step time,
-               the run gets as many steps as fit (so the cosine schedule ends on time), and
-               `max_seconds` bounds it anyway.
+It runs the `demo` config (gatolab/configs/demo.py: what it trains on, with which network and
+weights, for how long); any config key can be overridden. Stages (each prints how long it
+took; `OUT/demo.json` records everything):
+  1. data      expert episodes of a small multi-domain mixture: BabyAI, Meta-World, classic
+               control, text, vision-language (`gl.data.generation.prepare`).
+  2. train     a `tiny`-class Gato on the mixture (§2.3 filtering and prompts) for
+               `--train-minutes` (`gl.train.train`): a short probe run measures the step
+               time, the run gets as many steps as fit (so the cosine schedule ends on
+               time), and `max_seconds` bounds it anyway.
   3. evaluate  every control task of the mixture, `--episodes` rollouts each, prompted with
                a stored expert demonstration: normalised scores per task and domain,
                Figure 5 (GATO_SPEC §6); text and vision-language by held-out likelihood.
@@ -20,21 +22,19 @@ Re-running resumes: finished datasets and training are reused.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from gatolab import agent as ga
-from gatolab import data, evaluate, io_utils, notebooks, train
-from gatolab.configs import demo as demo_config
-from gatolab.domains import registry
-from gatolab.train import read_metrics
-from gatolab.train.run import parse_overrides
+from gatolab import configs, io_utils, notebooks
+from gatolab.configs.base import RunConfig
+from gatolab.data.generation import prepare
+from gatolab.evaluate.run import evaluate_run
+from gatolab.train.run import train
 
 def _stage(name: str, timings: dict[str, float]):
     class _T:
@@ -49,80 +49,60 @@ def _stage(name: str, timings: dict[str, float]):
     return _T()
 
 
-def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episodes: int = 20, workers: int = 2,
-        smoke: bool = False, model_overrides: dict[str, Any] | None = None, temperature: float = 1.0,
-        report: bool = True, tasks: dict[str, list[str] | None] | None = None, paper_vocab: bool = False,
-        weights: dict[str, float] | None = None) -> dict[str, Any]:
-    """Runs the four stages into `out`; returns (and writes to OUT/demo.json) what happened.
+def run(out: str | os.PathLike = "runs/demo", train_minutes: float | None = None, episodes: int | None = None,
+        workers: int | None = None, smoke: bool = False, overrides: Sequence[str] | Mapping[str, Any] = (),
+        temperature: float | None = None, report: bool = True, tasks: Mapping[str, Sequence[str] | None] | None = None,
+        paper_vocab: bool = False, table1_weights: bool = False) -> dict[str, Any]:
+    """Runs the four stages of the `demo` config (`demo_smoke` with `smoke`) into `out`; returns (and
+    writes to OUT/demo.json) what happened.
 
     Args:
-      out: output folder (data/, probe/, train/, eval/, demo.json, 06_report.{ipynb,html}).
-      train_minutes: the training budget (the probe and compilation come on top).
-      episodes: evaluation rollouts per control task (50 in the paper; 20 by default here).
-      workers: processes for data generation.
-      smoke: tiny data, the 512-piece text model, 60-step episodes (tests).
-      model_overrides: `ModelConfig` fields over `demo_config.MODEL` (e.g. {"num_layers": 2}).
-      temperature: action sampling temperature (the paper samples: 1.0).
+      out: output folder (data/, train/ (with its probe/), eval/, demo.json, 06_report.{ipynb,html}).
+      train_minutes: the training budget (`budget_minutes`; the probe and compilation come on top).
+      episodes: evaluation rollouts per control task (`eval.episodes`; the paper: 50).
+      workers: processes for data generation (`data.workers`).
+      smoke: the `demo_smoke` config (tests): tiny data, the 512-piece text model, 60-step episodes.
+      overrides: any "key=value" config changes (e.g. "model.num_layers=2").
+      temperature: action sampling temperature (`agent.temperature`; the paper samples: 1.0).
       report: execute notebooks/06_report.
-      tasks: domain -> tasks (None: all of the domain's) instead of `demo_config.TASKS`.
-      paper_vocab: the paper's 33,027-id layout with a 32,000-piece text model instead of
-        the compact `demo_config.TEXT_VOCAB` one.
-      weights: mixture weights per domain instead of `demo_config.WEIGHTS` ("table1": the
-        default mixture's `DEFAULT_WEIGHTS`).
+      tasks: dataset -> tasks (None: all of its domain's) to keep of the config's datasets.
+      paper_vocab: the paper's 33,027-id layout with a 32,000-piece text model.
+      table1_weights: the registry's Table-1 weights instead of the demo's.
     """
-    tasks = dict(demo_config.TASKS if tasks is None else tasks)
-    unknown = sorted(set(tasks) - set(demo_config.TASKS))
-    if unknown:
-        raise ValueError(f"demo tasks: unknown domain {unknown[0]!r} (expected some of {sorted(demo_config.TASKS)})")
-    if train_minutes <= 0:
+    if train_minutes is not None and not train_minutes > 0:
         raise ValueError(f"train_minutes must be > 0, got {train_minutes}")
-    if episodes < 1:
+    if episodes is not None and episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    config = configs.get("demo_smoke" if smoke else "demo", overrides)
+    flags = {"budget_minutes": train_minutes, "eval.episodes": episodes, "data.workers": workers,
+             "agent.temperature": temperature}
+    config = configs.apply(config, {k: v for k, v in flags.items() if v is not None})
+    if paper_vocab:
+        config = configs.apply(config, {"text.vocab_size": 32_000, "text.compact_ids": False})
+    if table1_weights:
+        config = configs.apply(config, {"mixture.weights": None})
+    if tasks is not None:
+        config = _keep_datasets(config, tasks)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    counts = demo_config.SMOKE_EPISODES if smoke else demo_config.EPISODES
-    text_vocab = 512 if smoke else (32_000 if paper_vocab else demo_config.TEXT_VOCAB)
-    text_chars = 100_000 if smoke else None  # smoke: the tests' tiny text model
-    overrides = {f"model.{k}": v for k, v in {**demo_config.MODEL, **(model_overrides or {})}.items()}
-    if weights != "table1":
-        weights = dict(demo_config.WEIGHTS if weights is None else weights)
-        overrides["mixture.weights"] = {d: w for d, w in weights.items() if d in tasks}
 
     with _stage("1/4 data", timings):
-        dirs = []
-        for domain, domain_tasks in tasks.items():
-            data.generate(domain, out / "data", tasks=domain_tasks, episodes=counts[domain], workers=workers, shard_size=100)
-            dirs.append(str(out / "data" / domain))
+        dirs = prepare(config.data, out / "data")
 
     with _stage("2/4 train", timings):
-        budget = train_minutes * 60
-        n_probe = 6 if smoke else 40
-        probe = train.train("tiny", out=out / "probe", steps=n_probe, data=dirs, text_vocab=text_vocab, text_chars=text_chars,
-                            compact_vocab=not paper_vocab,
-                            overrides={**overrides, "log_every": 2}, progress=False)
-        per_step = _steady_step_seconds(out / "probe") or probe["seconds"] / n_probe
-        steps = max(5 if smoke else 20, int(0.95 * budget / per_step))
-        print(f"probe: {per_step:.3f} s/step -> {steps} steps in {train_minutes:g} min", flush=True)
-        res = train.train("tiny", out=out / "train", steps=steps, data=dirs, text_vocab=text_vocab, text_chars=text_chars,
-                          compact_vocab=not paper_vocab,
-                          overrides={**overrides, "max_seconds": budget, "ckpt_every": max(50, steps // 4), "log_every": 10})
+        res = train(config, out=out / "train", data=dirs)
 
-    control = [t for d in tasks if registry.entry(d).kind == "control" for t in (tasks[d] or data_tasks(out / "data" / d))]
     with _stage("3/4 evaluate", timings):
-        cfg = ga.AgentConfig(prompt="start", temperature=temperature)
-        agent = ga.GatoAgent.from_checkpoint(out / "train", cfg, data=dirs)
-        results = evaluate.evaluate(agent, control, episodes=episodes, out=out / "eval",
-                                    max_steps=60 if smoke else None)
-        language = [evaluate.evaluate_language(agent.model, agent.tokenizer, d, task, episodes=2 if smoke else 16)
-                    for d in tasks if registry.entry(d).kind != "control"
-                    for task in (tasks[d] or data_tasks(out / "data" / d))]
-        io_utils.atomic_write_json(out / "eval" / "language.json", language)
+        ev = evaluate_run(config, out / "train", out=out / "eval", data=dirs)
+        results, language = ev["control"], ev["language"]
 
-    summary = {"out": str(out), "timings_s": timings, "train": {"steps": res["step"], "planned_steps": steps,
-               "stopped_by_time": res["stopped_by_time"],
-               "seconds_per_step": per_step, "last": res["last"]}, "aggregate": results.aggregate,
-               "language": language, "tasks": control, "episodes": episodes, "temperature": temperature, "smoke": smoke}
+    summary = {"out": str(out), "config": config.name, "timings_s": timings,
+               "train": {"steps": res["step"], "planned_steps": res["planned_steps"], "stopped_by_time": res["stopped_by_time"],
+                         "seconds_per_step": res["seconds_per_step"], "last": res["last"]},
+               "aggregate": results.aggregate if results is not None else {},
+               "language": language, "tasks": [r["task"] for r in results.rows] if results is not None else [],
+               "episodes": config.eval.episodes, "temperature": config.eval.agent.temperature, "smoke": smoke}
     io_utils.atomic_write_json(out / "demo.json", summary)
     if report:
         with _stage("4/4 report", timings):
@@ -133,41 +113,36 @@ def run(out: str | os.PathLike = "runs/demo", train_minutes: float = 20.0, episo
     return summary
 
 
-def data_tasks(path: str | os.PathLike) -> list[str]:
-    return list(json.loads((Path(path) / "manifest.json").read_text())["tasks"])
-
-
-def _steady_step_seconds(run_dir: Path) -> float | None:
-    """Seconds per step of the probe without compilation: the median interval between its
-    metric lines over the windows that compiled no new (target, patch) bucket (each first
-    bucket costs seconds of XLA compilation that the long run pays once). `max_seconds`
-    still bounds the real run if this is optimistic; it then stops before its cosine
-    schedule ends, and says so."""
-    lines = read_metrics(run_dir)
-    per = [((b["time"] - a["time"]) / max(1, b["step"] - a["step"]), b.get("compiled", 0)) for a, b in zip(lines, lines[1:])]
-    clean = [sec for sec, compiled in per if compiled == 0]
-    if clean:
-        return float(np.median(clean))
-    return min((sec for sec, _ in per), default=None)
+def _keep_datasets(config: RunConfig, tasks: Mapping[str, Sequence[str] | None]) -> RunConfig:
+    """The config restricted to the datasets named in `tasks` (and their tasks), weights with them."""
+    known = config.data.datasets
+    unknown = sorted(set(tasks) - set(known))
+    if unknown:
+        raise ValueError(f"demo tasks: unknown domain {unknown[0]!r} (expected some of {sorted(known)})")
+    datasets = {name: dataclasses.replace(known[name], tasks=tuple(t) if t is not None else known[name].tasks)
+                for name in tasks}
+    weights = config.mixture.weights
+    mixture = config.mixture if weights is None else dataclasses.replace(
+        config.mixture, weights={d: w for d, w in weights.items() if d in datasets})
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, datasets=datasets), mixture=mixture)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gatolab.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/demo")
-    ap.add_argument("--train-minutes", type=float, default=20.0)
-    ap.add_argument("--episodes", type=int, default=20, help="evaluation rollouts per control task (paper: 50)")
-    ap.add_argument("--workers", type=int, default=2, help="processes for data generation")
-    ap.add_argument("--temperature", type=float, default=1.0, help="action sampling temperature (<= 0: greedy)")
-    ap.add_argument("--smoke", action="store_true", help="tiny data, tiny text model, short episodes (tests)")
+    ap.add_argument("--train-minutes", type=float, default=None, help="training budget (default: the config's, 20)")
+    ap.add_argument("--episodes", type=int, default=None, help="evaluation rollouts per control task (paper: 50)")
+    ap.add_argument("--workers", type=int, default=None, help="processes for data generation")
+    ap.add_argument("--temperature", type=float, default=None, help="action sampling temperature (<= 0: greedy)")
+    ap.add_argument("--smoke", action="store_true", help="the demo_smoke config: tiny data, tiny text model, short episodes")
     ap.add_argument("--no-report", action="store_true")
     ap.add_argument("--paper-vocab", action="store_true", help="the paper's 33,027-id layout (32,000 text pieces)")
-    ap.add_argument("--table1-weights", action="store_true", help="Table 1's mixture proportions, not demo_config.WEIGHTS")
-    ap.add_argument("model", nargs="*", help="model overrides KEY=VALUE, e.g. num_layers=4 embed_dim=128")
+    ap.add_argument("--table1-weights", action="store_true", help="Table 1's mixture proportions, not the demo's")
+    ap.add_argument("overrides", nargs="*", help="config overrides KEY=VALUE, e.g. model.num_layers=4 optim.peak_lr=3e-4")
     args = ap.parse_args(argv)
 
-    s = run(args.out, args.train_minutes, args.episodes, args.workers, args.smoke, parse_overrides(args.model),
-            args.temperature, report=not args.no_report, paper_vocab=args.paper_vocab,
-            weights="table1" if args.table1_weights else None)
+    s = run(args.out, args.train_minutes, args.episodes, args.workers, args.smoke, args.overrides, args.temperature,
+            report=not args.no_report, paper_vocab=args.paper_vocab, table1_weights=args.table1_weights)
     print("\n=== gatolab demo: done ===")
     for d, v in s["aggregate"]["per_domain"].items():
         sr = "" if v["success_rate"] is None else f", success {100 * v['success_rate']:.0f}%"

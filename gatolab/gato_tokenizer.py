@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -28,7 +28,13 @@ from gatolab.text import TextTokenizer
 # The tokenizer: spec-driven, vectorised over time
 @dataclasses.dataclass(frozen=True)
 class TokenizerConfig:
-    """All tokenization choices in one place (GATO_SPEC §1)."""
+    """All tokenization choices in one place (GATO_SPEC §1).
+
+    `mu_law` [open] (GATO_SPEC §1: mu-law "if not already in [-1, 1]"): "per_field" applies each
+    continuous field's own static rule (`FieldSpec.mu_law`, "auto" by default: only fields whose
+    declared bounds leave [-1, 1]); "always" mu-law encodes every continuous value, actions
+    in [-1, 1] too (an ablation switch; the same data serves both, decoding follows the rule).
+    """
 
     vocab: tk.Vocabulary = tk.Vocabulary()
     patch_size: int = 16  # Gato §2.1
@@ -36,6 +42,15 @@ class TokenizerConfig:
     image_policy: tk.ImagePolicy = "pad"  # sides not a multiple of 16: see `tokenizers.patchify`
     mu: float = tk.MU  # Gato appendix B
     m: float = tk.M
+    mu_law: Literal["per_field", "always"] = "per_field"
+
+    def __post_init__(self):
+        if self.mu_law not in ("per_field", "always"):
+            raise ValueError(f"TokenizerConfig.mu_law must be 'per_field' or 'always', got {self.mu_law!r}")
+
+    def uses_mu_law(self, f: FieldSpec) -> bool:
+        """Whether continuous field `f` is mu-law encoded under this config."""
+        return True if self.mu_law == "always" else f.uses_mu_law
 
 
 @dataclasses.dataclass
@@ -102,13 +117,13 @@ class GatoTokenizer:
         elif np.any((x < f.low) | (x > f.high)):
             v = x[(x < f.low) | (x > f.high)][0]
             raise ValueError(f"field {name!r}: value {v:.6g} outside the declared bounds [{f.low}, {f.high}]")
-        y = tk.mu_law_encode(x, self.config.mu, self.config.m) if f.uses_mu_law else x
+        y = tk.mu_law_encode(x, self.config.mu, self.config.m) if self.config.uses_mu_law(f) else x
         if np.any(np.abs(y) > 1.0):
             if f.out_of_range == "clip":
                 y = np.clip(y, -1.0, 1.0)
             else:
                 v = x[np.abs(y) > 1.0][0]
-                why = f"beyond ±{self.config.m:g}, where mu-law leaves [-1, 1]" if f.uses_mu_law else "outside [-1, 1] and mu_law='never'"
+                why = f"beyond ±{self.config.m:g}, where mu-law leaves [-1, 1]" if self.config.uses_mu_law(f) else "outside [-1, 1] and mu_law='never'"
                 raise ValueError(f"field {name!r}: value {v:.6g} is {why}; set out_of_range='clip' on the field to saturate")
         bins = tk.discretize(y, self.vocab.continuous_bins)
         return (bins + self.vocab.continuous_offset).astype(np.int32), x.astype(np.float32)
@@ -118,7 +133,7 @@ class GatoTokenizer:
         if np.any((bins < 0) | (bins >= self.vocab.continuous_bins)):
             raise ValueError(f"decode: ids {np.asarray(ids)} are not all continuous tokens")
         y = tk.bin_centers(bins, self.vocab.continuous_bins)
-        return tk.mu_law_decode(y, self.config.mu, self.config.m) if f.uses_mu_law else y
+        return tk.mu_law_decode(y, self.config.mu, self.config.m) if self.config.uses_mu_law(f) else y
 
     def decode_discrete(self, f: FieldSpec, ids: np.ndarray) -> np.ndarray:
         v = np.asarray(ids, np.int64) - self.vocab.discrete_offset

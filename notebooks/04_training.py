@@ -90,10 +90,12 @@ live.widget if live.widget is not None else None
 
 # %%
 run_dir = os.path.join(OUT_DIR, f"run_{PRESET}")
-result = gl.train.train(PRESET, out=run_dir, steps=STEPS, data=data_dirs, mixture=MIXTURE, text_vocab=TEXT_VOCAB,
-                        text_chars=TEXT_CHARS, train_preset=TRAIN_PRESET, on_metrics=live.update,
-                        overrides={"batch_size": BATCH_SIZE, "seq_len": SEQ_LEN, "log_every": max(1, STEPS // 30),
-                                   "ckpt_every": max(1, STEPS // 3), **({"mesh_shape": tuple(MESH)} if MESH else {})})
+config = gl.configs.get("tiny").with_training_recipe(TRAIN_PRESET)
+config = gl.configs.apply(config, {
+    "preset": PRESET, "steps": STEPS, "batch_size": BATCH_SIZE, "seq_len": SEQ_LEN, "log_every": max(1, STEPS // 30),
+    "ckpt_every": max(1, STEPS // 3), "data.source": "synthetic" if MIXTURE == "synthetic" else "datasets",
+    "text.vocab_size": TEXT_VOCAB, "text.corpus_chars": TEXT_CHARS, **({"mesh_shape": tuple(MESH)} if MESH else {})})
+result = gl.train.train(config, out=run_dir, data=data_dirs, on_metrics=live.update)
 result["last"]
 
 # %%

@@ -52,8 +52,8 @@ if SMOKE:
 # %%
 if not os.path.exists(CHECKPOINT):
     gl.data.generate("classic", os.path.join(OUT_DIR, "data"), tasks=["CartPole-v1"], episodes=10 if SMOKE else 50)
-    gl.train.train("tiny", out=CHECKPOINT, steps=TRAIN_STEPS, data=[os.path.join(OUT_DIR, "data", "classic")],
-                   text_vocab=512 if SMOKE else 32_000)
+    gl.train.train("tiny", out=CHECKPOINT, data=[os.path.join(OUT_DIR, "data", "classic")],
+                   overrides={"steps": TRAIN_STEPS, **({} if SMOKE else {"text.vocab_size": 32_000, "text.corpus_chars": None})})
 agent = gl.agent.GatoAgent.from_checkpoint(CHECKPOINT, gl.agent.AgentConfig(prompt=PROMPT, temperature=TEMPERATURE))
 print(agent.checkpoint, "| prompt budget:", agent.prompt_budget, "tokens | context:", agent.decoder.capacity)
 

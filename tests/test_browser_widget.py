@@ -49,8 +49,8 @@ def test_widget_run_shows_a_video_in_jupyterlab(tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     run = tmp_path / "run"
-    gl.train.train("tiny", out=run, steps=2, mixture="synthetic", progress=False,
-                   overrides={"batch_size": 2, "seq_len": 64, "max_patches": 32})
+    gl.train.train("tiny", out=run, progress=False,
+                   overrides={"steps": 2, "data.source": "synthetic", "batch_size": 2, "seq_len": 64, "max_patches": 32})
     source = ("import gatolab as gl\n"
               f"w = gl.viz.rollouts.RolloutWidget([{str(run)!r}], domains=('classic',), max_steps=15)\n"
               "w.display()")

@@ -114,8 +114,8 @@ def test_own_domain_end_to_end(tmp_path):
 
         # two training steps of the tiny model on it
         run = tmp_path / "run"
-        res = gl.train.train("tiny", out=run, steps=2, data=[str(data)], text_vocab=512, text_chars=100_000,
-                             overrides={"batch_size": 2, "seq_len": 64, "log_every": 1, "ckpt_every": 2}, progress=False)
+        res = gl.train.train("tiny", out=run, data=[str(data)], progress=False,
+                             overrides={"steps": 2, "batch_size": 2, "seq_len": 64, "log_every": 1, "ckpt_every": 2})
         assert res["step"] == 2 and np.isfinite(res["last"]["loss"])
 
         # evaluate: the checkpoint plays the domain's own environment, scored against the card

@@ -115,8 +115,8 @@ def test_cli_eval_from_checkpoint(tmp_path, capsys):
     """A real (2-step) checkpoint rebuilt from its path alone, evaluated through `gatolab eval`."""
     from gatolab import cli
 
-    gl.train.train("tiny", out=tmp_path / "run", steps=2, mixture="synthetic", progress=False,
-                   overrides={"batch_size": 2, "seq_len": 64, "max_patches": 32})
+    gl.train.train("tiny", out=tmp_path / "run", progress=False,
+                   overrides={"steps": 2, "data.source": "synthetic", "batch_size": 2, "seq_len": 64, "max_patches": 32})
     rc = cli.main(["eval", "--checkpoint", str(tmp_path / "run"), "--tasks", "CartPole-v1", "--episodes", "2",
                    "--max-steps", "10", "--temperature", "0", "--out", str(tmp_path / "eval")])
     out = capsys.readouterr().out

@@ -62,8 +62,14 @@ def _module_level_imports(name: str) -> set[str]:
         for t in targets:
             while t and t not in MODULES:  # `import gatolab.x.y` of a module; attributes resolve to their module
                 t = t.rpartition(".")[0]
-            if t.startswith("gatolab") and t != name:
-                found.add(t)
+            if not t.startswith("gatolab") or t == name:
+                continue
+            found.add(t)
+            # Importing gatolab.a.b runs package gatolab.a's __init__ first, unless the importer is inside it.
+            parent = t.rpartition(".")[0]
+            while parent.startswith("gatolab") and not (name == parent or name.startswith(parent + ".")):
+                found.add(parent)
+                parent = parent.rpartition(".")[0]
     return found
 
 

@@ -93,15 +93,13 @@ def test_cli_trains_on_a_generated_dataset(tmp_path):
 
     assert cli.main(["data", "generate", "--domain", "classic", "--tasks", "CartPole-v1", "--episodes", "3",
                      "--out", str(tmp_path / "data")]) == 0
-    assert cli.main(["train", "--preset", "tiny", "--data", str(tmp_path / "data" / "classic"), "--steps", "3",
-                     "--out", str(tmp_path / "run"), "--text-vocab", "512", "--text-chars", "100000", "--no-progress",
-                     "batch_size=4", "seq_len=128",
-                     "log_every=1", "peak_flops=1e11"]) == 0
+    assert cli.main(["train", "--config", "tiny", "--preset", "tiny", "--data", str(tmp_path / "data" / "classic"),
+                     "--steps", "3", "--out", str(tmp_path / "run"), "--no-progress", "text.vocab_size=512",
+                     "text.corpus_chars=100000", "batch_size=4", "seq_len=128", "log_every=1", "peak_flops=1e11"]) == 0
     lines = gl.train.read_metrics(tmp_path / "run")
     assert [m["step"] for m in lines] == [1, 2, 3] and lines[0]["targets/discrete"] > 0
     assert all(m["targets/domain/classic"] > 0 and np.isfinite(m["loss/domain/classic"]) for m in lines)  # per-domain loss
-    assert cli.main(["train", "--out", str(tmp_path / "x"), "--mixture", "default", "--text-vocab", "512",
-                     "--text-chars", "100000"]) == 2  # no --data
+    assert cli.main(["train", "--out", str(tmp_path / "x"), "data.datasets={}"]) == 2  # nothing to train on
 
 
 def test_max_seconds_stops_early_with_a_checkpoint(tmp_path):
@@ -159,15 +157,17 @@ def test_patch_bucket_leaves_the_loss_unchanged():
 
 
 def test_compact_vocabulary_trains_and_the_agent_decodes_with_it(tmp_path):
-    data = gl.data.generate("classic", tmp_path / "data", tasks=["CartPole-v1"], episodes=2)
+    gl.data.generate("classic", tmp_path / "data", tasks=["CartPole-v1"], episodes=2)
     run = tmp_path / "run"
-    gl.train.train("tiny", out=run, steps=2, data=[str(tmp_path / "data" / "classic")], text_vocab=512,
-                   text_chars=100_000, compact_vocab=True, progress=False, overrides={"batch_size": 2, "seq_len": 64, "peak_flops": 1e11})
+    gl.train.train("tiny", out=run, data=[str(tmp_path / "data" / "classic")], progress=False,
+                   overrides={"steps": 2, "text.vocab_size": 512, "text.corpus_chars": 100_000, "text.compact_ids": True,
+                              "batch_size": 2, "seq_len": 64, "peak_flops": 1e11})
     model, tok, _ = load_model(run)
     # "shared" discrete ids: continuous values start at max(512, 1024); 1024 bins + 3 specials.
     assert tok.vocab.text_size == 512 and model.config.vocab_size == tok.vocab.size == 2051
     agent = gl.agent.GatoAgent.from_checkpoint(run, gl.agent.AgentConfig(prompt="start"))
     trace = gl.agent.play(agent, "classic", "CartPole-v1", render=False, max_steps=5)
     assert trace.length == 5 and np.all(trace.action_ids < 2)
-    with pytest.raises(ValueError, match="compact_vocab applies to the 'default' mixture"):
-        gl.train.train("tiny", out=tmp_path / "x", steps=1, mixture="synthetic", compact_vocab=True, progress=False)
+    with pytest.raises(ValueError, match="text.compact_ids applies to datasets"):
+        gl.train.train("tiny", out=tmp_path / "x", progress=False,
+                       overrides={"steps": 1, "data.source": "synthetic", "text.compact_ids": True})

@@ -20,10 +20,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
@@ -32,10 +32,17 @@ from gatolab.data import storage
 from gatolab.domains import registry
 from gatolab.domains.base import Domain
 
+if TYPE_CHECKING:  # the type only: generating data does not load the run configs (they load JAX)
+    from gatolab.configs.base import DataConfig
 
-def resolve_domain(domain: str | Domain) -> Domain:
-    """A `Domain` as given, or the registered one of that name."""
-    return domain if isinstance(domain, Domain) else registry.get(domain)
+
+def resolve_domain(domain: str | Domain, options: Mapping[str, Any] | None = None) -> Domain:
+    """A `Domain` as given, or the registered one of that name built with its keyword `options`."""
+    if isinstance(domain, Domain):
+        if options:
+            raise ValueError(f"options {dict(options)} apply to a domain given by name, not to a {type(domain).__name__}")
+        return domain
+    return registry.get(domain, **dict(options or {}))
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,10 @@ class Unit:
     num_episodes: int
     seed: int  # seed of the unit's first episode
 
-    def params(self, domain_name: str) -> dict[str, Any]:
-        return {"domain": domain_name, "task": self.task, "shard": self.shard, "first_episode": self.first_episode,
-                "requested_episodes": self.num_episodes, "seed": self.seed}
+    def params(self, domain_name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        out = {"domain": domain_name, "task": self.task, "shard": self.shard, "first_episode": self.first_episode,
+               "requested_episodes": self.num_episodes, "seed": self.seed}
+        return {**out, "options": dict(options)} if options else out  # no key without options: older shards match
 
 
 def plan(tasks: Sequence[str], episodes: int, shard_size: int, seed: int) -> list[Unit]:
@@ -65,7 +73,7 @@ def plan(tasks: Sequence[str], episodes: int, shard_size: int, seed: int) -> lis
     return units
 
 
-def _run_unit(dom: Domain, unit: Unit, out: str, progress=None) -> dict[str, Any]:
+def _run_unit(dom: Domain, unit: Unit, out: str, progress=None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Generates one unit's episodes and writes its shard (runs in a worker process: `dom` is pickled)."""
     spec = dom.spec(unit.task)
     episodes = []
@@ -77,17 +85,17 @@ def _run_unit(dom: Domain, unit: Unit, out: str, progress=None) -> dict[str, Any
         raise ValueError(f"domain {dom.name!r} task {unit.task!r}: generate() gave {len(episodes)} episodes, "
                          f"asked for {unit.num_episodes}")
     path = storage.shard_dir(out, unit.task, unit.shard)
-    side = storage.write_shard(path, spec, episodes, extra=unit.params(dom.name))
+    side = storage.write_shard(path, spec, episodes, extra=unit.params(dom.name, options))
     return {"task": unit.task, "shard": unit.shard, "num_episodes": side["num_episodes"],
             "num_timesteps": side["num_timesteps"]}
 
 
-def _check_existing(path: Path, unit: Unit, domain_name: str) -> bool:
+def _check_existing(path: Path, unit: Unit, domain_name: str, options: Mapping[str, Any] | None = None) -> bool:
     """True if the unit's shard is complete and matches; raises on a mismatch or corruption."""
     if not (path / storage.SHARD_SIDECAR).exists():
         return False
     side = storage.verify_shard(path)
-    want = unit.params(domain_name)
+    want = unit.params(domain_name, options)
     got = {k: side.get("extra", {}).get(k) for k in want}
     if got != want:
         diff = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
@@ -98,7 +106,7 @@ def _check_existing(path: Path, unit: Unit, domain_name: str) -> bool:
 
 def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[str] | None = None, episodes: int = 10,
              workers: int = 1, seed: int = 0, shard_size: int = 50, dataset_name: str | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             options: Mapping[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
     """Generates (or resumes) a dataset of expert episodes for `domain`.
 
     Args:
@@ -110,6 +118,8 @@ def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[st
       seed: episode i of every task uses seed `seed + i`.
       shard_size: episodes per shard (the unit of atomic writes and of resume).
       dataset_name: default the domain's name.
+      options: keyword options of the domain's constructor (a domain given by name); recorded
+        in every shard and the manifest, so data made with other options is never mixed in.
       progress: show a tqdm bar.
 
     Returns:
@@ -118,7 +128,7 @@ def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[st
     Raises:
       ValueError: unknown domain or task, bad counts, or a conflicting/corrupt shard on disk.
     """
-    dom = resolve_domain(domain)
+    dom = resolve_domain(domain, options)
     all_tasks = dom.tasks()
     tasks = list(tasks) if tasks else all_tasks
     for t in tasks:
@@ -132,17 +142,17 @@ def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[st
     ds_dir.mkdir(parents=True, exist_ok=True)
     storage.remove_partial_shards(ds_dir)  # leftovers of an interrupted run
     units = plan(tasks, episodes, shard_size, seed)
-    todo = [u for u in units if not _check_existing(storage.shard_dir(ds_dir, u.task, u.shard), u, dom.name)]
+    todo = [u for u in units if not _check_existing(storage.shard_dir(ds_dir, u.task, u.shard), u, dom.name, options)]
     total = sum(u.num_episodes for u in todo)
     bar = tqdm(total=total, unit="ep", desc=f"generate {name}", disable=not progress)
     try:
         if workers == 1 or len(todo) <= 1:
             for u in todo:
-                _run_unit(dom, u, str(ds_dir), progress=bar)
+                _run_unit(dom, u, str(ds_dir), progress=bar, options=options)
         else:
             ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked simulator/GL state
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = {pool.submit(_run_unit, dom, u, str(ds_dir)): u for u in todo}
+                futures = {pool.submit(_run_unit, dom, u, str(ds_dir), None, options): u for u in todo}
                 for fut in cf.as_completed(futures):
                     bar.update(fut.result()["num_episodes"])
     finally:
@@ -155,8 +165,22 @@ def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[st
         "generation": {"episodes_per_task": episodes, "seed": seed, "shard_size": shard_size,
                        "seed_rule": "episode i of each task uses seed + i (Domain.generate)"},
         "versions": io_utils.package_versions((*io_utils.DATA_PACKAGES, *dom.packages)),
+        **({"options": dict(options)} if options else {}),
     }
     experts = {t: rec for t in tasks if (rec := dom.expert_record(t)) is not None}
     if experts:  # trained experts: which parameters made the data, and how strong they measured
         info["experts"] = experts
     return storage.write_manifest(ds_dir, info)
+
+
+def prepare(data: DataConfig, root: str | os.PathLike, *, progress: bool = True) -> list[str]:
+    """Generates (or finds, resuming) every dataset a `RunConfig`'s data section names, under `root`.
+
+    Returns the dataset folders, then `data.paths` (datasets made elsewhere) as given.
+    """
+    dirs = []
+    for name, ds in data.datasets.items():
+        generate(ds.domain, root, tasks=ds.tasks, episodes=ds.episodes, workers=data.workers, seed=data.seed,
+                 shard_size=data.shard_size, dataset_name=name, options=ds.options, progress=progress)
+        dirs.append(str(Path(root) / name))
+    return dirs + [str(p) for p in data.paths]

@@ -1,151 +1,185 @@
-"""`gatolab train` and its Python twin `gl.train.train(...)`: data + model + loop in one call.
+"""`gatolab train` and its Python twin `gl.train.train(config)`: a run from its config, end to end.
 
-    gatolab train --preset tiny --data data/classic data/babyai --steps 500 --out runs/tiny \
-        optim.peak_lr=3e-4 model.dropout=0.0 mixture.prompt_probability=0.25
+    gatolab train --config demo --out runs/x model.num_layers=6 optim.peak_lr=3e-4
+    gl.train.train("demo", out="runs/x", overrides=["model.num_layers=6"])
+    gl.train.train(gl.configs.load("runs/x"), out="runs/y")      # repeat a run from its folder alone
+
+One call: the config's datasets are generated or found (`gl.data.generation.prepare`,
+resumable), the tokenizer and text model built, the mixture and the network made, and the
+loop run; re-running the same call resumes from the latest checkpoint. The run folder
+records the resolved config (`run_config.json`, with the step count actually planned) next
+to `metrics.jsonl`, `config.json` and `checkpoints/`.
+
+With `budget_minutes` the step count comes from the clock: a short probe run
+(`probe_steps`, in `<out>/probe`) measures the step time without compilation, and the run
+gets as many steps as fit in 95% of the budget, so its cosine schedule ends on time;
+`train.max_seconds` (the budget) stops it anyway. A resumed budget run keeps the steps it
+planned.
 
 Multi-host: start the same command on every host with `--coordinator HOST:PORT
---num-processes N --process-id I`; `jax.distributed.initialize` runs before anything
-touches a device, and each host reads its own rows of every global batch.
+--num-processes N --process-id I` (or `--distributed` where JAX finds the hosts itself);
+`jax.distributed.initialize` runs before anything touches a device, and each host reads its
+own rows of every global batch.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
+import json
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
-from gatolab.data.mixture import Mixture, MixtureConfig
+from gatolab import configs, io_utils
+from gatolab.configs.base import RunConfig
+from gatolab.data.generation import prepare
+from gatolab.data.mixture import Mixture
 from gatolab.data.synthetic import SyntheticBatches
 from gatolab.gato_tokenizer import GatoTokenizer
 from gatolab.text import default_text_tokenizer
 from gatolab.train.checkpoint import tokenizer_meta
-from gatolab.train.loop import Trainer, TrainConfig
+from gatolab.train.loop import Trainer, TrainConfig, read_metrics
 
 
-def split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """{"mixture.x": v, "steps": 3, "optim.y": w} -> (mixture overrides, train overrides)."""
-    mix = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("mixture.")}
-    rest = {k: v for k, v in overrides.items() if not k.startswith("mixture.")}
-    return mix, rest
+def tokenizer_for(config: RunConfig) -> GatoTokenizer:
+    """The Gato tokenizer a config trains with: its id layout and its SentencePiece text model."""
+    text = default_text_tokenizer(config.text.vocab_size, max_chars=config.text.corpus_chars)
+    return GatoTokenizer(config.tokenizer_config(), text=text)
 
 
-def build_source(config: TrainConfig, mixture: str, data: Sequence[str | os.PathLike], tokenizer, workers: int = 0,
-                 mixture_overrides: Mapping[str, Any] | None = None):
-    """The batch source for a run: "default" mixes the datasets in `data` with Table 1's
-    weights (gatolab.data.mixture); "synthetic" is random multimodal episodes with their own
-    small text model (gatolab.data.synthetic; smoke runs)."""
+def build_source(config: RunConfig, train_config: TrainConfig, data: Sequence[str | os.PathLike],
+                 tokenizer: GatoTokenizer | None, workers: int = 0):
+    """The batch source of a run: the mixture over `data`, or synthetic episodes (smoke runs
+    of the loop; they bring their own small text model)."""
     process_index, process_count = jax.process_index(), jax.process_count()
-    if config.batch_size % process_count:
-        raise ValueError(f"batch_size {config.batch_size} is not divisible by the {process_count} processes")
-    local = config.batch_size // process_count
-    if mixture == "synthetic":
-        return SyntheticBatches(config.batch_size, config.sequence_length, config.max_patches, seed=config.seed,
-                                shard_index=process_index, shard_count=process_count)
-    if mixture != "default":
-        raise ValueError(f"unknown mixture {mixture!r} (expected 'default' or 'synthetic')")
+    if train_config.batch_size % process_count:
+        raise ValueError(f"batch_size {train_config.batch_size} is not divisible by the {process_count} processes")
+    local = train_config.batch_size // process_count
+    if config.data.source == "synthetic":
+        return SyntheticBatches(train_config.batch_size, train_config.sequence_length, train_config.max_patches,
+                                seed=train_config.seed, shard_index=process_index, shard_count=process_count)
     if not data:
-        raise ValueError("the 'default' mixture needs dataset directories (--data DIR ...)")
-    mcfg = MixtureConfig(sequence_length=config.sequence_length, max_patches=config.max_patches, seed=config.seed,
-                         **dict(mixture_overrides or {}))
-    mix = Mixture(mcfg, list(data), tokenizer)
+        raise ValueError("no datasets to train on: the config's data section names none and no --data was given")
+    mix = Mixture(config.mixture_config(), list(data), tokenizer)
     it = mix.iterator(local, workers=workers, process_index=process_index, process_count=process_count)
     it.domain_names = [ds.name for ds in mix.datasets]
     return it
 
 
-def train(preset: str = "tiny", *, out: str | os.PathLike, steps: int | None = None, data: Sequence[str] = (),
-          mixture: str = "default", text_vocab: int = 32_000, text_chars: int | None = None,
-          compact_vocab: bool = False, workers: int = 0,
-          train_preset: str | None = None, overrides: Mapping[str, Any] | None = None, progress: bool = True,
+def train(config: RunConfig | str = "tiny", *, out: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any] = (),
+          data: Sequence[str | os.PathLike] | None = None, workers: int = 0, progress: bool = True,
           on_metrics=None) -> dict[str, Any]:
-    """Trains a `preset` model on a mixture; resumes from `out` if it holds checkpoints.
+    """Trains the run `config` describes into `out`; resumes if `out` holds checkpoints.
 
     Args:
-      preset: model preset ("tiny", "gato_79m", ...).
-      out: run directory.
-      steps: total optimiser steps (overrides the training preset's).
-      data: dataset directories for the "default" mixture.
-      mixture: "default" or "synthetic".
-      text_vocab: pieces of the default mixture's SentencePiece model
-        (`gatolab.text.default_text_tokenizer(text_vocab, text_chars)`; Gato §2.1: 32,000).
-      text_chars: train that model on the first `text_chars` characters of the default
-        corpus; None = all of it. The tests' tiny model is text_vocab=512, text_chars=100_000.
-      compact_vocab: size the text id range to `text_vocab` instead of the paper's 32,000
-        (GATO_SPEC §1), and the model's table with it: a 4,096-piece text model gives a
-        5,123-id vocabulary, ~6x less output-projection work (CPU demos). The checkpoint's
-        tokenizer records the layout, so the agent decodes with the same ids.
+      config: a `RunConfig`, a config name (`gl.configs.names()`), a run folder or a
+        run_config.json.
+      out: the run folder.
+      overrides: "key=value" changes (`gl.configs.overrides`).
+      data: dataset folders to train on instead of generating the config's datasets.
       workers: grain worker processes for the mixture.
-      train_preset: "tiny" (CPU) or "paper" (GATO_SPEC §4); default "tiny" for the tiny
-        model and "paper" otherwise.
-      overrides: "key=value" settings: TrainConfig fields, "optim.*", "model.*", "mixture.*".
+      progress: tqdm bars.
+      on_metrics: called with every metrics line (live plots).
+
+    Returns:
+      The loop's result (step, last metrics, checkpoint folder, ...) plus the resolved
+      `config`, the `data` folders, `planned_steps` and (budget runs) the probe's
+      `seconds_per_step`.
     """
-    mix_over, train_over = split_overrides(dict(overrides or {}))
-    cfg = TrainConfig.preset_config(train_preset or ("tiny" if preset == "tiny" else "paper"))
-    cfg = cfg.replace(preset=preset, **train_over)
-    if steps is not None:
-        cfg = cfg.replace(steps=steps)
-        if cfg.optim.total_steps != steps:
-            cfg = cfg.replace(**{"optim.total_steps": steps, "optim.warmup_steps": min(cfg.optim.warmup_steps, steps)})
-    tokenizer = None
-    if mixture == "default":
-        tokenizer = GatoTokenizer(text=default_text_tokenizer(text_vocab, max_chars=text_chars))
-        if compact_vocab:
-            vocab = dataclasses.replace(tokenizer.config.vocab, text_size=text_vocab)
-            tokenizer = GatoTokenizer(dataclasses.replace(tokenizer.config, vocab=vocab), text=tokenizer.text)
-            if "vocab_size" in cfg.model_overrides and cfg.model_overrides["vocab_size"] != vocab.size:
-                raise ValueError(f"compact_vocab: model.vocab_size={cfg.model_overrides['vocab_size']} but the "
-                                 f"compact layout has {vocab.size} ids")
-            cfg = cfg.replace(**{"model.vocab_size": vocab.size})
-    elif compact_vocab:
-        raise ValueError("compact_vocab applies to the 'default' mixture (the synthetic one has its own tokenizer)")
-    source = build_source(cfg, mixture, data, tokenizer, workers, mix_over)
-    if tokenizer is None:
-        tokenizer = source.tokenizer
-    meta = {**tokenizer_meta(tokenizer), "mixture": {"kind": mixture, "data": [str(d) for d in data], **mix_over}}
-    trainer = Trainer(cfg, out, source, extra_meta=meta, domain_names=getattr(source, "domain_names", None))
-    return trainer.run(progress=progress, on_metrics=on_metrics)
+    config = configs.load(config, overrides)
+    if config.data.source == "synthetic" and config.text.compact_ids:
+        raise ValueError("text.compact_ids applies to datasets; the synthetic source brings its own tokenizer")
+    out = Path(out)
+    if config.data.source == "datasets" and data is None:
+        data = prepare(config.data, config.data.root or out / "data", progress=progress)
+    data = [str(d) for d in (data or [])]
+    tokenizer = tokenizer_for(config) if config.data.source == "datasets" else None
+    steps, per_step = _planned_steps(config, out, data, workers, progress)
+    train_config = config.train_config(steps)
+    if config.budget_minutes is not None:
+        train_config = dataclasses.replace(
+            train_config, max_seconds=train_config.max_seconds or 60.0 * config.budget_minutes,
+            ckpt_every=max(train_config.ckpt_every, steps // 4))
+    recorded = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=steps))
+    source = build_source(config, train_config, data, tokenizer, workers)
+    tokenizer = tokenizer or source.tokenizer
+    meta = {**tokenizer_meta(tokenizer), "mixture": {"kind": config.data.source, "data": data},
+            "run_config": recorded.to_json()}
+    trainer = Trainer(train_config, out, source, extra_meta=meta, domain_names=getattr(source, "domain_names", None))
+    if jax.process_index() == 0:
+        io_utils.atomic_write_json(out / configs.RUN_CONFIG_FILE, recorded.to_json())
+    result = trainer.run(progress=progress, on_metrics=on_metrics)
+    return {**result, "config": recorded, "data": data, "planned_steps": steps, "seconds_per_step": per_step}
 
 
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override {item!r}: expected KEY=VALUE (e.g. optim.peak_lr=3e-4)")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
+def _planned_steps(config: RunConfig, out: Path, data: list[str], workers: int, progress: bool) -> tuple[int, float | None]:
+    """(steps, probe seconds per step): `train.steps`, or for a budget run what fits in it."""
+    if config.budget_minutes is None:
+        return config.train.steps, None
+    recorded = out / configs.RUN_CONFIG_FILE
+    if recorded.exists():  # a resumed budget run keeps the steps it planned (else it would not resume exactly)
+        before = RunConfig.from_json(json.loads(recorded.read_text()))
+        same = dataclasses.replace(before, train=dataclasses.replace(before.train, steps=config.train.steps))
+        if same.to_json() != config.to_json():
+            raise ValueError(f"run folder {out} holds a run of another config ({recorded}); use another --out")
+        return before.train.steps, None
+    probe = dataclasses.replace(config, budget_minutes=None, train=dataclasses.replace(
+        config.train, steps=config.probe_steps, log_every=2, ckpt_every=config.probe_steps, max_seconds=None))
+    res = train(probe, out=out / "probe", data=data, workers=workers, progress=False)
+    per_step = steady_step_seconds(out / "probe") or res["seconds"] / config.probe_steps
+    steps = max(5, int(0.95 * 60.0 * config.budget_minutes / per_step))
+    if progress:
+        print(f"probe: {per_step:.3f} s/step -> {steps} steps in {config.budget_minutes:g} min", flush=True)
+    return steps, per_step
+
+
+def steady_step_seconds(run_dir: str | os.PathLike) -> float | None:
+    """Seconds per step of a run without compilation: the median interval between its metric lines
+    over the windows that compiled no new (target, patch) bucket (each first bucket costs seconds of
+    XLA compilation that a long run pays once)."""
+    lines = read_metrics(run_dir)
+    per = [((b["time"] - a["time"]) / max(1, b["step"] - a["step"]), b.get("compiled", 0)) for a, b in zip(lines, lines[1:])]
+    clean = [sec for sec, compiled in per if compiled == 0]
+    if clean:
+        return float(np.median(clean))
+    return min((sec for sec, _ in per), default=None)
 
 
 def add_cli(sub) -> None:
-    p = sub.add_parser("train", help="train a Gato model (resumes from --out)")
-    p.add_argument("--preset", default="tiny", help="model preset: tiny, gato_79m, gato_364m, gato_1_18b")
-    p.add_argument("--mixture", default="default", choices=["default", "synthetic"])
-    p.add_argument("--data", nargs="*", default=[], help="dataset directories (gatolab data generate --out ...)")
-    p.add_argument("--steps", type=int, default=None)
+    p = sub.add_parser("train", help="train a run from its config (resumes from --out)")
+    p.add_argument("--config", default="tiny", help="a config name (gatolab/configs/), a run folder or a run_config.json")
     p.add_argument("--out", required=True)
-    p.add_argument("--text-vocab", type=int, default=32_000, help="pieces of the SentencePiece text model")
-    p.add_argument("--text-chars", type=int, default=None,
-                   help="train the text model on the first TEXT_CHARS characters of the corpus (default: all)")
-    p.add_argument("--compact-vocab", action="store_true",
-                   help="text ids [0, TEXT_VOCAB) instead of the paper's [0, 32000): a smaller table (CPU runs)")
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--train-preset", default=None, choices=["tiny", "paper"])
+    p.add_argument("--data", nargs="*", default=None, help="dataset folders to train on (default: the config's, generated)")
+    p.add_argument("--preset", default=None, help="model preset (tiny, gato_79m, gato_364m, gato_1_18b): preset=...")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps: steps=...")
+    p.add_argument("--train-preset", default=None, choices=["tiny", "paper"],
+                   help="the training recipe of TrainConfig.preset_config (paper: GATO_SPEC §4's batch 512 x 1024, 1M steps)")
     p.add_argument("--mesh", default=None, help="data,fsdp,tensor sizes, e.g. 8,1,1 or 2,4,1")
+    p.add_argument("--workers", type=int, default=0, help="grain worker processes")
     p.add_argument("--distributed", action="store_true",
                    help="multi-host with auto-detection (Cloud TPU pods, SLURM): jax.distributed.initialize()")
     p.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host, explicit)")
     p.add_argument("--num-processes", type=int, default=None)
     p.add_argument("--process-id", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("overrides", nargs="*", help="KEY=VALUE: TrainConfig fields, optim.*, model.*, mixture.*")
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE (gatolab config keys lists them), e.g. model.num_layers=6")
     p.set_defaults(func=_cli_train)
+
+
+def cli_config(args) -> RunConfig:
+    """The config a `gatolab train`-style command line describes (shared with `gatolab config show`)."""
+    config = configs.load(args.config)
+    if getattr(args, "train_preset", None):
+        config = config.with_training_recipe(args.train_preset)
+    flags = {"preset": getattr(args, "preset", None), "steps": getattr(args, "steps", None)}
+    if getattr(args, "mesh", None):
+        flags["mesh_shape"] = tuple(int(x) for x in args.mesh.split(","))
+    config = configs.apply(config, {k: v for k, v in flags.items() if v is not None})
+    return configs.apply(config, list(args.overrides))
 
 
 def _cli_train(args) -> int:
@@ -154,17 +188,9 @@ def _cli_train(args) -> int:
                                    process_id=args.process_id)
     elif args.distributed:
         jax.distributed.initialize()
-    overrides = parse_overrides(args.overrides)
-    if args.mesh:
-        overrides["mesh_shape"] = tuple(int(x) for x in args.mesh.split(","))
-    res = train(args.preset, out=args.out, steps=args.steps, data=args.data, mixture=args.mixture,
-                text_vocab=args.text_vocab, text_chars=args.text_chars, compact_vocab=args.compact_vocab,
-                workers=args.workers,
-                train_preset=args.train_preset, overrides=overrides, progress=not args.no_progress)
+    res = train(cli_config(args), out=args.out, data=args.data, workers=args.workers, progress=not args.no_progress)
     if jax.process_index() == 0:
         last = res["last"]
         print(f"trained to step {res['step']} (resumed: {res['resumed']}); loss {last.get('loss', float('nan')):.4f}; "
               f"checkpoints in {res['checkpoint']}")
     return 0
-
-
