@@ -105,7 +105,9 @@ def evaluate_task(agent: GatoAgent, task: str, episodes: int = 50, seed: int = E
             "expert_return": float(ref["expert_return"]), "random_return": float(ref["random_return"]),
             "reference": ref_source, "normalised_score": score, "mean_length": float(np.mean([t.length for t in traces])),
             "latency_ms_median": float(np.median(all_steps) * 1e3), "latency_ms_p90": float(np.percentile(all_steps, 90) * 1e3),
-            "prompt_tokens": int(np.mean([t.prompt_tokens for t in traces])), "seconds": round(seconds, 2), "error": None}
+            "prompt_tokens": int(np.mean([t.prompt_tokens for t in traces])), "seconds": round(seconds, 2), "error": None,
+            # Per rollout (rollout i reset with seed + i): what an experiment's long table and its bootstrap read.
+            "returns": rets.tolist(), "successes": [t.success for t in traces]}
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
