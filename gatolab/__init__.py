@@ -23,7 +23,7 @@ from gatolab.tokenizers import Vocabulary
 __version__ = "0.1.0"
 
 _LAZY = ("batch", "model", "data", "domains", "experts", "viz", "testing", "text", "notebooks", "train", "evaluate", "agent",
-         "configs")
+         "configs", "experiments")
 
 
 def __getattr__(name):

@@ -19,6 +19,7 @@ _REGISTRARS = [
     "gatolab.configs.cli:add_cli",
     "gatolab.evaluate.cli:add_cli",
     "gatolab.domains.cli:add_cli",
+    "gatolab.experiments.cli:add_cli",
 ]
 
 

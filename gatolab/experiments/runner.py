@@ -1,0 +1,312 @@
+"""Running an experiment: data once, each training run once, each (arm, seed) cell evaluated, one table.
+
+    gl.experiments.run("prompt_at_eval", out="runs/abl")              # or: gatolab ablate prompt_at_eval --out runs/abl
+    gl.experiments.run(spec, out="runs/abl", parallel=2)              # cells as local processes
+    gl.experiments.run(spec, out="runs/abl", launcher="slurm")        # cells as Slurm jobs (submitit)
+
+Layout of `out`:
+
+    spec.json                        the spec as run (a re-run checks it is the same)
+    data/<data key>/<dataset>/       datasets, shared by every cell whose data section agrees
+    cells/<arm>/seed<s>/train/       a training run (cells that differ only in evaluation share one)
+    cells/<arm>/seed<s>/eval/        the cell's evaluation: results.json, language.json
+    cells/<arm>/seed<s>/cell.json    written last: the cell is done (its config, train folder, timings)
+    cells/<arm>/seed<s>/tb/          TensorBoard events: training curves and final scores
+    results.csv, results.parquet     the long table: arm, seed, task, domain, episode, return,
+                                     normalised_score, success (one row per rollout)
+    summary.json, summary.md         per-arm statistics with intervals, differences from the baseline
+
+Three phases, each a list of units that are plain commands (`gatolab ablate SPEC --out DIR
+--phase train --arm A --seed S`), so any launcher can run them: data (one unit per data
+key), train (one per training run), eval (one per cell); then the table. Re-running resumes:
+datasets and checkpoints resume themselves (atomic shards, orbax steps), a cell with a
+`cell.json` is skipped, an interrupted evaluation is redone from scratch, and the table is
+rebuilt from the finished cells (written atomically), so a SIGKILL at any moment loses
+nothing and duplicates no row.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import io
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import submitit
+from tensorboardX import SummaryWriter
+
+from gatolab import io_utils
+from gatolab.configs import overrides as config_overrides
+from gatolab.data.generation import prepare
+from gatolab.evaluate.run import evaluate_run
+from gatolab.experiments import stats
+from gatolab.experiments.spec import Cell, ExperimentSpec, cells, load
+from gatolab.train.loop import read_metrics
+from gatolab.train.run import train
+
+CELL_FILE = "cell.json"
+TABLE_COLUMNS = ("arm", "seed", "task", "domain", "episode", "return", "normalised_score", "success")
+LAUNCHERS = ("inline", "processes", "submitit-local", "slurm")
+
+
+# ---------------------------------------------------------------------------------------
+# Where things go
+# ---------------------------------------------------------------------------------------
+def cell_dir(out: Path, cell: Cell) -> Path:
+    return out / "cells" / cell.arm / f"seed{cell.seed}"
+
+
+def data_root(out: Path, cell: Cell) -> Path:
+    return out / "data" / cell.data_key
+
+
+def train_owner(all_cells: Sequence[Cell], cell: Cell) -> Cell:
+    """The cell whose folder holds the training run `cell` uses (the first with its training key)."""
+    return next(c for c in all_cells if c.train_key == cell.train_key)
+
+
+def train_dir(out: Path, all_cells: Sequence[Cell], cell: Cell) -> Path:
+    return cell_dir(out, train_owner(all_cells, cell)) / "train"
+
+
+def is_done(out: Path, cell: Cell) -> bool:
+    return (cell_dir(out, cell) / CELL_FILE).exists()
+
+
+# ---------------------------------------------------------------------------------------
+# The units
+# ---------------------------------------------------------------------------------------
+def data_unit(spec: ExperimentSpec, out: str, data_key: str) -> list[str]:
+    """Generates (or finds) the datasets of every cell with `data_key`."""
+    all_cells = cells(spec)
+    cell = next(c for c in all_cells if c.data_key == data_key)
+    return prepare(cell.config.data, data_root(Path(out), cell), progress=False)
+
+
+def train_unit(spec: ExperimentSpec, out: str, arm: str, seed: int) -> dict[str, Any]:
+    """Trains (or resumes) the run of cell (arm, seed), in its owner's folder."""
+    all_cells, out_p = cells(spec), Path(out)
+    cell = _find(all_cells, arm, seed)
+    owner = train_owner(all_cells, cell)
+    dirs = prepare(owner.config.data, data_root(out_p, owner), progress=False)
+    res = train(owner.config, out=train_dir(out_p, all_cells, owner), data=dirs, progress=False)
+    return {"step": res["step"], "planned_steps": res["planned_steps"], "seconds": res["seconds"]}
+
+
+def eval_unit(spec: ExperimentSpec, out: str, arm: str, seed: int) -> dict[str, Any]:
+    """Evaluates cell (arm, seed) and writes its rows and `cell.json` (skipped when done)."""
+    all_cells, out_p = cells(spec), Path(out)
+    cell = _find(all_cells, arm, seed)
+    folder = cell_dir(out_p, cell)
+    if is_done(out_p, cell):
+        return json.loads((folder / CELL_FILE).read_text())
+    tdir = train_dir(out_p, all_cells, cell)
+    dirs = prepare(cell.config.data, data_root(out_p, cell), progress=False)
+    t0 = time.perf_counter()
+    ev = evaluate_run(cell.config, tdir, out=folder / "eval", data=dirs, progress=False)
+    rows = cell_rows(cell, ev["control"].rows if ev["control"] is not None else [])
+    record = {"arm": cell.arm, "seed": cell.seed, "train_dir": str(tdir.relative_to(out_p)), "data": dirs,
+              "eval_seconds": round(time.perf_counter() - t0, 1), "trained_steps": _trained_steps(tdir),
+              "aggregate": ev["control"].aggregate if ev["control"] is not None else {}, "language": ev["language"],
+              "config": cell.config.to_json(), "rows": rows}
+    _write_events(folder / "tb", tdir, record)
+    io_utils.atomic_write_json(folder / CELL_FILE, record)  # last: the cell is done
+    return record
+
+
+def _find(all_cells: Sequence[Cell], arm: str, seed: int) -> Cell:
+    for c in all_cells:
+        if c.arm == arm and c.seed == int(seed):
+            return c
+    raise ValueError(f"no cell arm={arm!r} seed={seed} (cells: {[c.name for c in all_cells]})")
+
+
+def _trained_steps(tdir: Path) -> int | None:
+    lines = read_metrics(tdir)
+    return int(lines[-1]["step"]) if lines else None
+
+
+def cell_rows(cell: Cell, results_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One long-table row per rollout of every task the cell evaluated without error."""
+    out = []
+    for r in results_rows:
+        if r.get("error") is not None:
+            raise RuntimeError(f"cell {cell.name}: task {r['task']} failed in evaluation: {r['error']}")
+        gap = r["expert_return"] - r["random_return"]
+        successes = r.get("successes") or [None] * len(r["returns"])
+        for i, (ret, ok) in enumerate(zip(r["returns"], successes)):
+            out.append({"arm": cell.arm, "seed": cell.seed, "task": r["task"], "domain": r["domain"], "episode": i,
+                        "return": float(ret), "normalised_score": float((ret - r["random_return"]) / gap),
+                        "success": ok})
+    return out
+
+
+def _write_events(folder: Path, tdir: Path, record: Mapping[str, Any]) -> None:
+    """TensorBoard events of a cell, rewritten whole (atomically): its training curves, then its scores."""
+    with io_utils.atomic_directory(folder, replace=True) as tmp:
+        writer = SummaryWriter(logdir=str(tmp))
+        for line in read_metrics(tdir):
+            for k, v in line.items():
+                if k not in ("step", "time") and isinstance(v, (int, float)) and np.isfinite(v):
+                    writer.add_scalar(f"train/{k}", v, int(line["step"]))
+        step = record.get("trained_steps") or 0
+        agg = record.get("aggregate") or {}
+        for d, v in agg.get("per_domain", {}).items():
+            writer.add_scalar(f"eval/normalised_score/{d}", v["normalised_score"], step)
+        if agg.get("overall") is not None:
+            writer.add_scalar("eval/normalised_score/overall", agg["overall"], step)
+        writer.close()
+
+
+# ---------------------------------------------------------------------------------------
+# The table and the summary
+# ---------------------------------------------------------------------------------------
+def collect(spec: ExperimentSpec, out: str | os.PathLike) -> list[dict[str, Any]]:
+    """The long table from every finished cell (a pure function of the cell folders)."""
+    out_p = Path(out)
+    rows = []
+    for cell in cells(spec):
+        if is_done(out_p, cell):
+            rows += json.loads((cell_dir(out_p, cell) / CELL_FILE).read_text())["rows"]
+    return rows
+
+
+def write_table(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) -> dict[str, Any] | None:
+    """results.csv / results.parquet / summary.json / summary.md from the finished cells (atomically)."""
+    out_p = Path(out)
+    rows = collect(spec, out_p)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS)
+    w.writeheader()
+    w.writerows(rows)
+    io_utils.atomic_write_text(out_p / "results.csv", buf.getvalue())
+    _write_parquet(out_p / "results.parquet", rows)
+    all_cells = cells(spec)
+    done = [c for c in all_cells if is_done(out_p, c)]
+    summary = None
+    arms_done = {c.arm for c in done if all(is_done(out_p, d) for d in all_cells if d.arm == c.arm)}
+    if spec.baseline_arm in arms_done:
+        complete = [r for r in rows if r["arm"] in arms_done]
+        summary = stats.summarize(complete, spec.baseline_arm, reps=reps)
+    record = {"spec": spec.to_json(), "cells": len(all_cells), "done": len(done), "rows": len(rows),
+              "complete_arms": sorted(arms_done), "summary": summary}
+    io_utils.atomic_write_json(out_p / "summary.json", record)
+    head = f"# {spec.name}\n\n{spec.question}\n\n{len(done)}/{len(all_cells)} cells done; seeds {list(spec.seeds)}.\n\n"
+    io_utils.atomic_write_text(out_p / "summary.md", head + (stats.markdown(summary) if summary else "No complete arm yet.\n"))
+    return summary
+
+
+def _write_parquet(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    import pyarrow as pa  # the envs extra (optional): the CSV carries the same table
+    import pyarrow.parquet as pq
+
+    table = pa.table({c: [r[c] for r in rows] for c in TABLE_COLUMNS}) if rows else pa.table({c: [] for c in TABLE_COLUMNS})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    io_utils.atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+# ---------------------------------------------------------------------------------------
+# Running it
+# ---------------------------------------------------------------------------------------
+def _launch(launcher: str, parallel: int, out: Path, fn: Callable, arg_lists: list[tuple],
+            slurm: Mapping[str, Any] | None = None) -> list[Any]:
+    """Runs fn(*args) for every args: inline, in local processes, or as submitit jobs (local or Slurm)."""
+    if not arg_lists:
+        return []
+    if launcher == "inline" or (launcher == "processes" and parallel <= 1):
+        return [fn(*a) for a in arg_lists]
+    if launcher == "processes":
+        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked JAX or simulator state
+        with cf.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx) as pool:
+            return [f.result() for f in [pool.submit(fn, *a) for a in arg_lists]]
+    executor = submitit.AutoExecutor(folder=str(out / "submitit"), cluster="local" if launcher == "submitit-local" else "slurm")
+    params = {"timeout_min": 24 * 60, **dict(slurm or {})}
+    if launcher == "submitit-local":
+        params = {k: v for k, v in params.items() if k in ("timeout_min", "cpus_per_task", "gpus_per_node")}
+    executor.update_parameters(**params)
+    jobs = [executor.submit(fn, *a) for a in arg_lists]
+    return [j.result() for j in jobs]
+
+
+def run(spec: ExperimentSpec | str, out: str | os.PathLike, *, overrides: Mapping[str, Any] | Sequence[str] = (),
+        seeds: Sequence[int] | None = None, parallel: int = 1, launcher: str = "processes",
+        phase: str | None = None, arm: str | None = None, seed: int | None = None,
+        slurm: Mapping[str, Any] | None = None, reps: int = 2000, log: Callable[[str], Any] | None = print) -> dict[str, Any]:
+    """Runs (or resumes) an experiment into `out`; returns summary.json's content.
+
+    Args:
+      spec: an `ExperimentSpec`, a ready ablation's name, or an experiment folder.
+      out: the experiment folder.
+      overrides: config overrides for every cell (e.g. {"budget_minutes": 5}), on top of the spec's.
+      seeds: other seeds than the spec's.
+      parallel: units run at once (`launcher="processes"`).
+      launcher: "inline" (this process), "processes" (local, `parallel` at a time),
+        "submitit-local" or "slurm" (submitit jobs; `slurm` holds their parameters, e.g.
+        {"slurm_partition": "gpu", "gpus_per_node": 1}).
+      phase, arm, seed: run only one phase ("data", "train", "eval", "table") or one cell's
+        unit: the plain command a cluster array job runs.
+    """
+    spec = load(spec)
+    extra = config_overrides.parse(overrides)
+    if extra or seeds is not None:
+        spec = spec.with_overrides(extra, seeds)
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
+    if phase not in (None, "data", "train", "eval", "table"):
+        raise ValueError(f"phase must be data, train, eval or table, got {phase!r}")
+    all_cells = cells(spec)  # every bad spec fails here, before anything runs
+    out_p = Path(out).resolve()
+    _record_spec(spec, out_p)
+    chosen = [c for c in all_cells if (arm is None or c.arm == arm) and (seed is None or c.seed == int(seed))]
+    if not chosen:
+        raise ValueError(f"no cell matches arm={arm!r} seed={seed!r} (arms {[a.name for a in spec.arms]}, seeds {list(spec.seeds)})")
+    say = log or (lambda *_: None)
+    t0 = time.perf_counter()
+    if phase in (None, "data"):
+        keys = sorted({c.data_key for c in chosen})
+        say(f"[{spec.name}] data: {len(keys)} dataset folder(s)")
+        _launch(launcher, parallel, out_p, data_unit, [(spec, str(out_p), k) for k in keys], slurm)
+    if phase in (None, "train"):
+        owners = {train_owner(all_cells, c).name: train_owner(all_cells, c) for c in chosen if not is_done(out_p, c)}
+        say(f"[{spec.name}] train: {len(owners)} run(s) ({len(all_cells)} cells share {len({c.train_key for c in all_cells})})")
+        _launch(launcher, parallel, out_p, train_unit, [(spec, str(out_p), o.arm, o.seed) for o in owners.values()], slurm)
+    if phase in (None, "eval"):
+        todo = [c for c in chosen if not is_done(out_p, c)]
+        say(f"[{spec.name}] eval: {len(todo)} cell(s) to evaluate ({len(chosen) - len(todo)} done)")
+        _launch(launcher, parallel, out_p, eval_unit, [(spec, str(out_p), c.arm, c.seed) for c in todo], slurm)
+    summary = write_table(spec, out_p, reps=reps) if phase in (None, "table", "eval") else None
+    if summary:
+        for line in summary["sentences"]:
+            say(f"[{spec.name}] {line}")
+    say(f"[{spec.name}] {time.perf_counter() - t0:.0f} s; results in {out_p}")
+    return json.loads((out_p / "summary.json").read_text()) if (out_p / "summary.json").exists() else {}
+
+
+def _record_spec(spec: ExperimentSpec, out: Path) -> None:
+    """Writes spec.json, or checks that the folder's spec is this one (cells of two specs never mix)."""
+    path = out / "spec.json"
+    if path.exists():
+        before = json.loads(path.read_text())
+        if before != spec.to_json():
+            raise ValueError(f"{out} holds another experiment ({path}: {before['name']!r}, arms "
+                             f"{[a['name'] for a in before['arms']]}); use another --out, or delete it")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    io_utils.atomic_write_json(path, spec.to_json())
+
+
+def remove_cell(out: str | os.PathLike, spec: ExperimentSpec, arm: str, seed: int) -> None:
+    """Forgets a cell's evaluation (its training stays) so the next run re-evaluates it."""
+    folder = cell_dir(Path(out), _find(cells(spec), arm, seed))
+    for name in (CELL_FILE, "eval", "tb"):
+        p = folder / name
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
