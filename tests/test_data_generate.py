@@ -73,6 +73,14 @@ def test_workers_produce_the_same_data(tmp_path):
     assert _all(st.EpisodeDataset(tmp_path / "one" / "toy")) == _all(st.EpisodeDataset(tmp_path / "two" / "toy"))
 
 
+def test_shards_as_submitit_jobs_give_the_same_data(tmp_path):
+    """`launcher="slurm"` runs one submitit job per shard; the local executor runs the same path here."""
+    gen.generate(ToyDomain(), tmp_path / "one", episodes=4, shard_size=2, progress=False)
+    gen.generate(ToyDomain(), tmp_path / "jobs", episodes=4, shard_size=2, launcher="submitit-local", progress=False)
+    assert _all(st.EpisodeDataset(tmp_path / "one" / "toy")) == _all(st.EpisodeDataset(tmp_path / "jobs" / "toy"))
+    assert len(list((tmp_path / "jobs" / ".submitit").glob("*_result.pkl"))) == 4  # 2 tasks x 2 shards, one job each
+
+
 def test_bad_arguments_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         gen.generate(ToyDomain(), tmp_path, tasks=["nope"], episodes=2, progress=False)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from gatolab.configs import overrides
 from gatolab.data import cards
 from gatolab.data.generation import generate
 from gatolab.data.importers import import_dataset
@@ -28,6 +29,9 @@ def add_cli(sub) -> None:
     g.add_argument("--shard-size", type=int, default=50)
     g.add_argument("--name", default=None, help="dataset name (default: the domain)")
     g.add_argument("--out", default="data")
+    g.add_argument("--launcher", default="processes", choices=["processes", "submitit-local", "slurm"],
+                   help="where shards are generated: local processes (--workers at a time) or one submitit job each")
+    g.add_argument("--slurm", nargs="*", default=[], metavar="KEY=VALUE", help="submitit parameters, e.g. slurm_partition=cpu")
     g.set_defaults(func=_generate)
 
     v = dsub.add_parser("verify", help="check every shard's checksums")
@@ -60,7 +64,8 @@ def add_cli(sub) -> None:
 
 def _generate(args) -> int:
     m = generate(args.domain, args.out, tasks=args.tasks, episodes=args.episodes, workers=args.workers, seed=args.seed,
-                 shard_size=args.shard_size, dataset_name=args.name)
+                 shard_size=args.shard_size, dataset_name=args.name, launcher=args.launcher,
+                 launcher_params=overrides.parse(args.slurm))
     print(f"{args.out}/{m['dataset']}: {len(m['tasks'])} tasks, {m['num_episodes']} episodes, {m['num_timesteps']} timesteps, "
           f"{len(m['shards'])} shards")
     return 0

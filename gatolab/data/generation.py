@@ -17,8 +17,6 @@ size or episode count) is an error rather than a silent mix of two runs.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from gatolab import io_utils
+from gatolab import io_utils, launch
 from gatolab.data import storage
 from gatolab.domains import registry
 from gatolab.domains.base import Domain
@@ -106,7 +104,8 @@ def _check_existing(path: Path, unit: Unit, domain_name: str, options: Mapping[s
 
 def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[str] | None = None, episodes: int = 10,
              workers: int = 1, seed: int = 0, shard_size: int = 50, dataset_name: str | None = None,
-             options: Mapping[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+             options: Mapping[str, Any] | None = None, progress: bool = True, launcher: str = "processes",
+             launcher_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Generates (or resumes) a dataset of expert episodes for `domain`.
 
     Args:
@@ -114,13 +113,16 @@ def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[st
       out: the root folder; the dataset goes to `out/<dataset_name>`.
       tasks: which tasks (default: all of the domain's tasks).
       episodes: episodes per task.
-      workers: processes; 1 generates in this process.
+      workers: units at once; 1 generates in this process (with the "processes" launcher).
       seed: episode i of every task uses seed `seed + i`.
       shard_size: episodes per shard (the unit of atomic writes and of resume).
       dataset_name: default the domain's name.
       options: keyword options of the domain's constructor (a domain given by name); recorded
         in every shard and the manifest, so data made with other options is never mixed in.
       progress: show a tqdm bar.
+      launcher: where units run (`gatolab.launch`): "processes" (local, `workers` at a time),
+        "submitit-local", or "slurm" (one job per shard, on any machine that sees `out`; shards
+        are atomic, so jobs of one dataset never clash); `launcher_params` go to submitit.
 
     Returns:
       The manifest (also written to `out/<dataset_name>/manifest.json`).
@@ -146,15 +148,14 @@ def generate(domain: str | Domain, out: str | os.PathLike, *, tasks: Sequence[st
     total = sum(u.num_episodes for u in todo)
     bar = tqdm(total=total, unit="ep", desc=f"generate {name}", disable=not progress)
     try:
-        if workers == 1 or len(todo) <= 1:
+        if launcher == "processes" and (workers == 1 or len(todo) <= 1):
             for u in todo:
                 _run_unit(dom, u, str(ds_dir), progress=bar, options=options)
         else:
-            ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked simulator/GL state
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = {pool.submit(_run_unit, dom, u, str(ds_dir), None, options): u for u in todo}
-                for fut in cf.as_completed(futures):
-                    bar.update(fut.result()["num_episodes"])
+            with launch.executor(launcher, ds_dir.parent / ".submitit", workers, launcher_params) as ex:
+                jobs = [ex.submit(_run_unit, dom, u, str(ds_dir), None, options) for u in todo]
+                for job in jobs:
+                    bar.update(job.result()["num_episodes"])
     finally:
         bar.close()
     info = {

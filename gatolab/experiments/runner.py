@@ -27,11 +27,9 @@ nothing and duplicates no row.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import csv
 import io
 import json
-import multiprocessing
 import os
 import shutil
 import time
@@ -40,10 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import submitit
 from tensorboardX import SummaryWriter
 
-from gatolab import io_utils
+from gatolab import io_utils, launch
 from gatolab.configs import overrides as config_overrides
 from gatolab.data.generation import prepare
 from gatolab.evaluate.run import evaluate_run
@@ -54,7 +51,7 @@ from gatolab.train.run import train
 
 CELL_FILE = "cell.json"
 TABLE_COLUMNS = ("arm", "seed", "task", "domain", "episode", "return", "normalised_score", "success")
-LAUNCHERS = ("inline", "processes", "submitit-local", "slurm")
+LAUNCHERS = launch.LAUNCHERS
 
 
 # ---------------------------------------------------------------------------------------
@@ -219,22 +216,12 @@ def _write_parquet(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 # ---------------------------------------------------------------------------------------
 def _launch(launcher: str, parallel: int, out: Path, fn: Callable, arg_lists: list[tuple],
             slurm: Mapping[str, Any] | None = None) -> list[Any]:
-    """Runs fn(*args) for every args: inline, in local processes, or as submitit jobs (local or Slurm)."""
+    """Runs fn(*args) for every args through `gatolab.launch` and waits for all of them."""
     if not arg_lists:
         return []
-    if launcher == "inline" or (launcher == "processes" and parallel <= 1):
-        return [fn(*a) for a in arg_lists]
-    if launcher == "processes":
-        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked JAX or simulator state
-        with cf.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx) as pool:
-            return [f.result() for f in [pool.submit(fn, *a) for a in arg_lists]]
-    executor = submitit.AutoExecutor(folder=str(out / "submitit"), cluster="local" if launcher == "submitit-local" else "slurm")
-    params = {"timeout_min": 24 * 60, **dict(slurm or {})}
-    if launcher == "submitit-local":
-        params = {k: v for k, v in params.items() if k in ("timeout_min", "cpus_per_task", "gpus_per_node")}
-    executor.update_parameters(**params)
-    jobs = [executor.submit(fn, *a) for a in arg_lists]
-    return [j.result() for j in jobs]
+    with launch.executor(launcher, out / "submitit", parallel, slurm) as ex:
+        jobs = [ex.submit(fn, *a) for a in arg_lists]
+        return [j.result() for j in jobs]
 
 
 def run(spec: ExperimentSpec | str, out: str | os.PathLike, *, overrides: Mapping[str, Any] | Sequence[str] = (),
