@@ -1,4 +1,4 @@
-"""The prompted Gato agent in a real environment (Gato §2.4; GATO_SPEC §5).
+"""The prompted Gato agent in real environments, B at a time (Gato §2.4; GATO_SPEC §5).
 
     model, tokenizer, meta = gl.train.load_model("runs/demo/train")
     agent = gl.agent.GatoAgent(model, tokenizer, gl.agent.AgentConfig(prompt="start"),
@@ -6,19 +6,22 @@
     env = gl.domains.get("classic").make("CartPole-v1", render=True)
     trace = gl.agent.run_episode(agent, env, seed=2_000_000, render=True)
     trace.total_return, trace.frames.shape, trace.latency_ms
+    envs = [gl.domains.get("classic").make("CartPole-v1") for _ in range(20)]
+    traces = gl.agent.run_episodes(agent, envs, seeds=range(2_000_000, 2_000_050))   # 20 at a time
 
-The agent is a `gl.domains.EpisodicPolicy`: the one rollout loop (`gl.domains.rollout`)
-that runs experts and the random policy runs it too; `run_episode` adds what it recorded
-at each step (the chosen tokens and their probabilities) to the rollout.
+The agent is a `gl.domains.base.BatchPolicy`: it acts for a list of environments of one
+task with one batched decoder (`gl.model.Decoder`, one row per environment), and the one
+rollout loop (`gl.domains.base.rollout_batch`, whose B = 1 case `gl.domains.rollout`
+runs experts and the random policy) runs it. `run_episodes` / `run_episode` add what it
+recorded at each step (the chosen tokens and their probabilities) to the rollouts.
 
-One environment step of deployment:
-  observation -> `GatoTokenizer.tokenize_observation` (ends with '|') -> `Decoder.observe`
-  -> for each action token: logits restricted to `action_token_ranges(spec)` -> sample
-     (or argmax) -> `Decoder.feed_actions` -> ... -> `decode_action` -> `env.step`.
-
-The agent samples each action token itself from the decoder's last hidden state (rather
-than through `Decoder.sample_action`) so that it can return the probability of every
-token it chose: the rollout widget (notebook 05) draws them per step.
+One environment step of deployment, for every row that is still playing, in one call:
+  observation -> `GatoTokenizer.tokenize_observation` (ends with '|') -> `Decoder.act`:
+     feed it, then for each action token: logits restricted to `action_token_ranges(spec)`
+     -> sample (or argmax) -> feed back -> ... -> (ids, probabilities)
+  -> `decode_action` -> `env.step`.
+The decoder returns the probability of every token it chose (and the first token's
+whole distribution): the rollout widget (notebook 05) draws them per step.
 
 Choices where the paper is open (GATO_SPEC §5 [open]):
 - Prompt (`AgentConfig.prompt`): "start" = the first tokens of a successful expert
@@ -31,33 +34,32 @@ Choices where the paper is open (GATO_SPEC §5 [open]):
   a row (`MixtureConfig.prompt_max_fraction`); a model trained on 256-token rows would
   otherwise see contexts it was never trained on. A prompt whose first timestep alone
   is longer than this budget is dropped (recorded as `prompt_tokens == 0`).
-- Context: the decoder holds `context` tokens (default: the model's `context_len`); when
-  full it drops the oldest whole timesteps, prompt first (Transformer-XL memory, §2.4).
+- Context: the decoder holds `context` tokens per environment (default: the model's
+  `context_len`); when full it drops the oldest whole timesteps, prompt first
+  (Transformer-XL memory, §2.4).
 - Temperature: the paper samples; `temperature=1.0` is the default, `<= 0` is greedy.
-- Not batched: `Decoder` decodes one environment at a time (batch 1), so several
-  environments are run one after another.
+- Randomness: an episode with reset seed s samples with the decoder row seed s (its key
+  at a step: fold_in(key(s), timestep)), so an episode's actions depend on its seed, not
+  on how many environments share the batch; the demonstration is chosen by s too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import jax
 import numpy as np
-from flax import nnx
 
 from gatolab.data.storage import EpisodeDataset
 from gatolab.domains import registry
-from gatolab.domains.base import Domain, Step, TaskEnv, rollout
+from gatolab.domains.base import Domain, Step, TaskEnv, rollout, rollout_batch
 from gatolab.episode import Episode
 from gatolab.gato_tokenizer import GatoTokenizer
-from gatolab.model.decode import Decoder, restricted_logits
+from gatolab.model.decode import Decoder
 from gatolab.sequence import TokenSequence
 from gatolab.specs import EnvSpec
 from gatolab.train.checkpoint import load_model
@@ -186,39 +188,50 @@ def prompt_sequence(tokenizer: GatoTokenizer, episode: Episode, spec: EnvSpec, k
 # ---------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class StepInfo:
-    """What the agent did at one step."""
+    """What the agent did at one step of one environment."""
 
     action: dict[str, np.ndarray]
     ids: np.ndarray  # (n_action_tokens,) chosen ids
     probs: np.ndarray  # (n_action_tokens,) probability of each chosen id (after temperature)
     first_dist: np.ndarray  # (n,) distribution over the first action token's legal ids
-    seconds: float  # wall-clock time of tokenize + observe + sampling
+    seconds: float  # wall-clock time of the step's tokenize + decode call (shared by the rows acting together)
 
 
 class GatoAgent:
-    """A Gato model acting in one environment at a time (Gato §2.4), as an `EpisodicPolicy`.
+    """A Gato model acting in a list of environments of one task (Gato §2.4), as a `BatchPolicy`.
 
-    `rollout(env, agent, seed)` calls `agent.reset(env, seed)` (empty cache, prompt, a
-    sampling generator seeded by `seed`) and then `agent(env, observation)` per step; each
-    step's tokens and probabilities are in `agent.last_step`.
+    `rollout_batch(envs, agent, seeds)` calls `agent.start(envs, row, seed)` when row `row`
+    begins an episode (its decoder row emptied, its prompt chosen by `seed`, its sampling
+    seeded by `seed`) and `agent.act(envs, rows, observations)` once per step for every row
+    still playing: one decoder call for all of them. Each row's last step is in
+    `agent.last_steps[row]`. It is also an `EpisodicPolicy` for one environment (row 0):
+    `agent.reset(env, seed)`, `agent(env, observation)`, `agent.last_step`.
 
     Args:
       model: a `gl.model.Gato`.
       tokenizer: the `GatoTokenizer` the model was trained with.
       config: an `AgentConfig`.
       prompts: where demonstrations come from (default: run the domain's expert).
+      batch_size: decoder rows to start with (grown when more environments play at once).
     """
 
     def __init__(self, model, tokenizer: GatoTokenizer, config: AgentConfig = AgentConfig(),
-                 prompts: PromptBank | None = None):
+                 prompts: PromptBank | None = None, batch_size: int = 1):
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.prompts = prompts if prompts is not None else PromptBank()
-        self.decoder = Decoder(model, capacity=config.context, overflow=config.overflow, vocab=tokenizer.vocab)
-        self.spec: EnvSpec | None = None
-        self.t = 0
-        self.prompt_tokens = 0
-        self.rng = np.random.default_rng(0)
-        self.last_step: StepInfo | None = None
+        self.decoder = self._decoder(batch_size)
+        self._rows_reset(batch_size)
+
+    def _rows_reset(self, rows: int) -> None:
+        self.specs: dict[int, EnvSpec] = {}  # each started row's task spec
+        self.t = np.zeros(rows, np.int64)  # each row's step in its episode
+        self.prompt_tokens_of = np.zeros(rows, np.int64)  # each row's prompt length
+        self.last_steps: dict[int, StepInfo] = {}
+        self._prompts: dict[int, TokenSequence] = {}  # rows whose prompt is fed with their first step
+
+    def _decoder(self, rows: int) -> Decoder:
+        return Decoder(self.model, capacity=self.config.context, overflow=self.config.overflow, vocab=self.tokenizer.vocab,
+                       batch_size=rows)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, config: AgentConfig = AgentConfig(),
@@ -237,74 +250,85 @@ class GatoAgent:
     def prompt_budget(self) -> int:
         return int(min(self.config.prompt_tokens, self.config.prompt_fraction * self.decoder.capacity))
 
-    def reset(self, env: TaskEnv, seed: int = 0) -> None:
-        """Starts an episode of `env`: empties the cache, feeds the prompt (if any), and seeds
-        the sampling generator with `seed` (the demonstration is chosen by `seed` too)."""
-        self.decoder.reset()
-        self.spec, self.t, self.prompt_tokens, self.last_step = env.spec, 0, 0, None
-        self.ranges = self.tokenizer.action_token_ranges(env.spec)
-        self.rng = np.random.default_rng([seed, 17])
-        if self.config.prompt == "none" or self.prompt_budget <= 0:
-            return
-        demo = self.prompts.episode(env.task, seed=seed)
-        prompt = prompt_sequence(self.tokenizer, demo, env.spec, self.config.prompt, self.prompt_budget)
-        if prompt is not None:
-            self.decoder.prefill(prompt)
-            self.prompt_tokens = len(prompt)
+    @property
+    def spec(self) -> EnvSpec | None:
+        """Row 0's task spec (one environment)."""
+        return self.specs.get(0)
 
-    def act(self, observation: dict[str, Any], rng: np.random.Generator) -> StepInfo:
-        """Tokenizes `observation`, samples the action token by token, decodes it."""
-        if self.spec is None:
-            raise ValueError("GatoAgent.act: call reset(env, seed) first")
+    @property
+    def ranges(self) -> np.ndarray | None:
+        """Row 0's legal action id ranges (one environment)."""
+        return None if self.spec is None else self.tokenizer.action_token_ranges(self.spec)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Row 0's prompt length (one environment)."""
+        return int(self.prompt_tokens_of[0])
+
+    @property
+    def last_step(self) -> StepInfo | None:
+        """Row 0's last step (one environment)."""
+        return self.last_steps.get(0)
+
+    def reserve(self, rows: int) -> None:
+        """Makes room for `rows` environments at once (a new, larger decoder; episodes in progress are lost)."""
+        if rows > self.decoder.batch_size:
+            self.decoder = self._decoder(rows)
+            self._rows_reset(rows)
+
+    # --- BatchPolicy ---------------------------------------------------------------------
+    def start(self, envs: Sequence[TaskEnv], row: int, seed: int) -> None:
+        """Row `row` starts an episode of `envs[row]`: its decoder row is emptied and seeded with
+        `seed`, and the prompt (the demonstration chosen by `seed`) is fed with its first step."""
+        self.reserve(len(envs))
+        env = envs[row]
+        self.specs[row] = env.spec
+        self.decoder.reset([row], [seed])
+        self.t[row], self.prompt_tokens_of[row] = 0, 0
+        self.last_steps.pop(row, None)
+        self._prompts.pop(row, None)
+        prompt = None
+        if self.config.prompt != "none" and self.prompt_budget > 0:
+            demo = self.prompts.episode(env.task, seed=seed)
+            prompt = prompt_sequence(self.tokenizer, demo, env.spec, self.config.prompt, self.prompt_budget)
+        if prompt is not None:
+            self._prompts[row] = prompt
+            self.prompt_tokens_of[row] = len(prompt)
+
+    def act(self, envs: Sequence[TaskEnv], rows: Sequence[int], observations: Sequence[dict[str, Any]]) -> list[dict[str, np.ndarray]]:
+        """One step of every row in `rows`: tokenize, one decoder call, decode (`last_steps` keeps each row's step)."""
+        rows = [int(r) for r in rows]
+        if any(r not in self.specs for r in rows):
+            raise ValueError("GatoAgent.act: call reset(env, seed) (or start(envs, row, seed)) first")
+        spec = self.specs[rows[0]]
+        if any(self.specs[r] != spec for r in rows):
+            raise ValueError(f"GatoAgent.act: the rows acting together must play one task, got "
+                             f"{sorted({self.specs[r].name for r in rows})}")
+        ranges = self.tokenizer.action_token_ranges(spec)
         t0 = time.perf_counter()
-        dec = self.decoder
-        dec.observe(self.tokenizer.tokenize_observation(observation, self.spec, timestep=self.t))
-        ids = np.zeros(len(self.ranges), np.int32)
-        probs = np.zeros(len(self.ranges), np.float64)
-        first = None
-        for j, (lo, hi) in enumerate(self.ranges):
-            p = _legal_probs(dec, int(lo), int(hi), self.config.temperature)  # (hi - lo,)
-            k = int(np.argmax(p)) if self.config.temperature <= 0 else int(rng.choice(len(p), p=p))
-            ids[j], probs[j] = lo + k, p[k]
-            if first is None:
-                first = p
-            dec.feed_actions(ids[j : j + 1])
-        action = self.tokenizer.decode_action(ids, self.spec)
-        self.t += 1
-        return StepInfo(action, ids, probs, first, time.perf_counter() - t0)
+        waiting = [r for r in rows if r in self._prompts]
+        if waiting:  # the prompts of rows that just started, in one call
+            self.decoder.prefill([self._prompts.pop(r) for r in waiting], rows=waiting)
+        seqs = [self.tokenizer.tokenize_observation(obs, spec, timestep=int(self.t[r])) for r, obs in zip(rows, observations)]
+        out = self.decoder.act(seqs, ranges, self.config.temperature, rows=rows)
+        seconds = time.perf_counter() - t0
+        lo, hi = int(ranges[0, 0]), int(ranges[0, 1])
+        actions = []
+        for i, r in enumerate(rows):
+            action = self.tokenizer.decode_action(out.ids[i], spec)
+            self.last_steps[r] = StepInfo(action, out.ids[i], out.probs[i].astype(np.float64), out.first_dist(i, lo, hi), seconds)
+            self.t[r] += 1
+            actions.append(action)
+        return actions
+
+    # --- EpisodicPolicy (one environment: row 0) -------------------------------------------
+    def reset(self, env: TaskEnv, seed: int = 0) -> None:
+        """Starts an episode of `env` in row 0 (see `start`)."""
+        self.start([env], 0, seed)
 
     def __call__(self, env: TaskEnv, observation: dict[str, Any]) -> dict[str, np.ndarray]:
-        """The `Policy` step: `act` with the episode's generator; the step is kept in `last_step`."""
-        self.last_step = self.act(observation, self.rng)
-        return self.last_step.action
-
-
-def _legal_probs(dec, lo: int, hi: int, temperature: float) -> np.ndarray:
-    """Softmax (with temperature) over ids [lo, hi) from the decoder's last hidden state."""
-    width = int(min(dec.config.padded_vocab_size, -(-(hi - lo) // 8) * 8))
-    p = np.asarray(_probs_fn(dec.graphdef)(dec.state, dec.h_last, np.int32(lo), np.int32(hi),
-                                           np.float32(max(temperature, 1e-6) if temperature > 0 else 1.0), width=width))
-    start = int(np.clip(lo, 0, dec.config.padded_vocab_size - width))
-    p = p[lo - start : hi - start].astype(np.float64)
-    return p / p.sum()
-
-
-_PROBS: dict[int, Callable] = {}
-
-
-def _probs_fn(graphdef) -> Callable:
-    """A jitted (state, h, lo, hi, temperature) -> probabilities that closes over `graphdef`
-    (one per network, so calls do not hash the graph definition)."""
-    key = id(graphdef)
-    if key not in _PROBS:
-        @functools.partial(jax.jit, static_argnames=("width",))
-        def probs(state, h, lo, hi, temperature, *, width):
-            model = nnx.merge(graphdef, state)
-            logits, _ = restricted_logits(model, h, lo, hi, width)
-            return jax.nn.softmax(logits.astype("float32") / temperature)
-
-        _PROBS[key] = (graphdef, probs)  # keeps graphdef alive so its id is not reused
-    return _PROBS[key][1]
+        """The `Policy` step for one environment (row 0); the step is kept in `last_step`."""
+        return self.act([env], [0], [observation])[0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -337,31 +361,64 @@ class EpisodeTrace:
         return float(np.median(self.step_seconds) * 1e3) if len(self.step_seconds) else float("nan")
 
 
-def run_episode(agent: GatoAgent, env: TaskEnv, seed: int = EVAL_SEED, render: bool = False, max_steps: int | None = None,
-                on_step: Callable[[int, np.ndarray | None, StepInfo, float], None] | None = None) -> EpisodeTrace:
-    """Runs `agent` for one episode of `env` through `gl.domains.rollout`, keeping each step's tokens.
+def run_episodes(agent: GatoAgent, envs: Sequence[TaskEnv], seeds: Sequence[int], render: bool = False,
+                 max_steps: int | None = None, on_step: Callable[[int, np.ndarray | None, StepInfo, float], None] | None = None,
+                 on_episode: Callable[[EpisodeTrace], None] | None = None) -> list[EpisodeTrace]:
+    """Runs one agent episode per seed on `envs` (B = len(envs) at a time) through `rollout_batch`.
 
     Args:
-      seed: the environment's reset seed (also picks the demonstration and the sampling RNG).
+      envs: environments of one task (a row that finishes its episode takes the next seed).
+      seeds: the reset seeds (each also picks its demonstration and seeds its sampling).
+      render: keep a frame per step (needs envs made with render=True).
+      max_steps: cap on steps (default the environment's own limit).
+      on_step: called as on_step(t, frame, step_info, return_so_far) after each step of any row.
+      on_episode: called with each finished episode's trace (progress bars).
+
+    Returns:
+      One `EpisodeTrace` per seed, in the order of `seeds`.
+    """
+    seeds = [int(s) for s in seeds]
+    steps: dict[int, list[StepInfo]] = {i: [] for i in range(len(seeds))}
+    prompt_tokens: dict[int, int] = {}
+
+    def record(step: Step) -> None:
+        info = agent.last_steps[step.row]
+        steps[step.index].append(info)
+        prompt_tokens.setdefault(step.index, int(agent.prompt_tokens_of[step.row]))
+        if on_step is not None:
+            on_step(step.t, step.frame, info, step.return_so_far)
+
+    traces: list[EpisodeTrace | None] = [None] * len(seeds)
+
+    def finished(i: int, result) -> None:
+        s = steps.pop(i)
+        traces[i] = EpisodeTrace(
+            task=result.task, seed=result.seed, total_return=result.total_return, length=result.length,
+            success=result.success, rewards=result.rewards,
+            action_ids=np.asarray([x.ids for x in s], np.int32).reshape(-1, n_tok),
+            action_probs=np.asarray([x.probs for x in s]).reshape(-1, n_tok), first_token_dists=[x.first_dist for x in s],
+            step_seconds=np.asarray([x.seconds for x in s]), prompt_tokens=prompt_tokens.get(i, 0), frames=result.frames)
+        if on_episode is not None:
+            on_episode(traces[i])
+
+    if not envs:
+        raise ValueError("run_episodes: no environments")
+    n_tok = envs[0].spec.num_action_tokens
+    rollout_batch(envs, agent, seeds, max_steps=max_steps, render=render, record=False, on_step=record, on_episode=finished)
+    return traces
+
+
+def run_episode(agent: GatoAgent, env: TaskEnv, seed: int = EVAL_SEED, render: bool = False, max_steps: int | None = None,
+                on_step: Callable[[int, np.ndarray | None, StepInfo, float], None] | None = None) -> EpisodeTrace:
+    """Runs `agent` for one episode of `env` (`run_episodes` with B = 1), keeping each step's tokens.
+
+    Args:
+      seed: the environment's reset seed (also picks the demonstration and seeds the sampling).
       render: keep a frame per step (needs an env made with render=True).
       max_steps: cap on steps (default the environment's own limit).
       on_step: called as on_step(t, frame, step_info, return_so_far) after each step (live widgets).
     """
-    steps: list[StepInfo] = []
-
-    def record(step: Step) -> None:
-        steps.append(agent.last_step)
-        if on_step is not None:
-            on_step(step.t, step.frame, agent.last_step, step.return_so_far)
-
-    result = rollout(env, agent, seed=seed, max_steps=max_steps, render=render, record=False, on_step=record)
-    n_tok = len(agent.ranges)
-    return EpisodeTrace(
-        task=env.task, seed=seed, total_return=result.total_return, length=result.length, success=result.success,
-        rewards=result.rewards, action_ids=np.asarray([s.ids for s in steps], np.int32).reshape(-1, n_tok),
-        action_probs=np.asarray([s.probs for s in steps]).reshape(-1, n_tok),
-        first_token_dists=[s.first_dist for s in steps], step_seconds=np.asarray([s.seconds for s in steps]),
-        prompt_tokens=agent.prompt_tokens, frames=result.frames)
+    return run_episodes(agent, [env], [seed], render=render, max_steps=max_steps, on_step=on_step)[0]
 
 
 def play(agent: GatoAgent, domain: str, task: str, seed: int = EVAL_SEED, render: bool = True,

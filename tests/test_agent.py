@@ -37,14 +37,15 @@ def test_prompt_sequence_start_end_whole_timesteps(model_and_tokenizer, classic)
 
 
 def test_greedy_action_matches_decoder_argmax(model_and_tokenizer, classic):
-    """The agent's own token loop equals Decoder.sample_action at temperature 0."""
+    """The agent's step (one fused Decoder.act call) equals observe + Decoder.sample_action at temperature 0."""
     model, tok = model_and_tokenizer
     spec = classic.spec("Pendulum-v1")  # one continuous action token
     agent = ga.GatoAgent(model, tok, ga.AgentConfig(prompt="start", temperature=0.0))
     env = classic.make("Pendulum-v1")
     agent.reset(env, seed=5)
     obs = env.reset(seed=5)
-    step = agent.act(obs, np.random.default_rng(0))
+    agent(env, obs)
+    step = agent.last_step
     ref = Decoder(model, vocab=tok.vocab)
     demo = agent.prompts.episode("Pendulum-v1", seed=5)
     ref.prefill(ga.prompt_sequence(tok, demo, spec, "start", agent.prompt_budget))
@@ -110,4 +111,4 @@ def test_bad_input(model_and_tokenizer, tmp_path):
         ga.GatoAgent.from_checkpoint(tmp_path / "nope")
     agent = ga.GatoAgent(model, tok)
     with pytest.raises(ValueError, match="reset"):
-        agent.act({"state": np.zeros(4, np.float32)}, np.random.default_rng(0))
+        agent.act([None], [0], [{"state": np.zeros(4, np.float32)}])

@@ -87,11 +87,27 @@ def test_evaluate_writes_results_and_survives_a_crashing_env(random_agent, tmp_p
     assert ev.load_results(tmp_path).aggregate == res.aggregate
 
 
+def test_batched_evaluate_equals_one_env_at_a_time(random_agent):
+    """Greedy: the rollouts of a task played all at once, 2 at a time (rows refilled) and one
+    after another give the same return per rollout (rollout i resets with seed + i)."""
+    greedy = ga.GatoAgent(random_agent.model, random_agent.tokenizer, ga.AgentConfig(prompt="start", temperature=0.0),
+                          random_agent.prompts)
+    tasks = ["CartPole-v1", "Pendulum-v1"]  # a discrete and a continuous action
+    runs = {b: ev.evaluate(greedy, tasks, episodes=3, max_steps=12, batch=b, progress=False) for b in (None, 2, 1)}
+    for b, res in runs.items():
+        assert [r["batch"] for r in res.rows] == [b or 3] * 2 and not res.aggregate["failed"]
+    for i in range(2):
+        assert runs[None].rows[i]["returns"] == runs[2].rows[i]["returns"] == runs[1].rows[i]["returns"], tasks[i]
+    assert len(set(runs[None].rows[1]["returns"])) == 3  # Pendulum: three different episodes
+
+
 def test_unknown_task_fails_before_rollouts(random_agent):
     with pytest.raises(ValueError, match="unknown task"):
         ev.evaluate(random_agent, ["CartPole-v1", "Nope-v9"], episodes=1, progress=False)
     with pytest.raises(ValueError, match="episodes must be >= 1"):
         ev.evaluate(random_agent, ["CartPole-v1"], episodes=0, progress=False)
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        ev.evaluate(random_agent, ["CartPole-v1"], episodes=2, batch=0, progress=False)
 
 
 def test_language_eval_of_an_untrained_model_is_near_uniform(random_agent):

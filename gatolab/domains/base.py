@@ -10,13 +10,19 @@ expert in the real environment through `rollout`; text and vision-language domai
 make episodes directly from a corpus.
 
 Everything that acts is a `Policy`: `policy(env, observation) -> action`. Experts, the
-random policy and the Gato agent all go through the same `rollout`; a policy that
-needs to know when an episode starts also has `reset(env, seed)` (`EpisodicPolicy`).
+random policy and the Gato agent all go through the same loop; a policy that needs to
+know when an episode starts also has `reset(env, seed)` (`EpisodicPolicy`). A policy that
+acts for B environments at once (the Gato agent: one batched decoder) is a `BatchPolicy`.
+
+There is one rollout loop, `rollout_batch`: B environments step together, each row's
+episode ends on its own, and a finished row takes the next seed until every seed has
+run. `rollout` (one environment, one seed) is its B = 1 case.
 
     domain = gl.domains.get("babyai")
     env = domain.make("BabyAI-GoToRedBall-v0", render=True)
     result = rollout(env, domain.expert("BabyAI-GoToRedBall-v0"), seed=0, render=True)
     result.episode, result.frames, result.success
+    results = rollout_batch(envs, agent, seeds=range(2_000_000, 2_000_050))   # 50 episodes on len(envs) envs
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -72,6 +78,20 @@ class EpisodicPolicy(Protocol):
     def __call__(self, env: TaskEnv, observation: Observation) -> Action: ...
 
     def reset(self, env: TaskEnv, seed: int) -> None: ...
+
+
+@runtime_checkable
+class BatchPolicy(Protocol):
+    """A policy acting for B environments at once (`rollout_batch`'s rows), e.g. the Gato agent.
+
+    `start(envs, row, seed)` is called when row `row` begins an episode (before
+    `envs[row].reset(seed)`); `act(envs, rows, observations)` returns one action per row of
+    `rows` (the rows whose episodes go on), from the observation each of those envs returned.
+    """
+
+    def start(self, envs: Sequence[TaskEnv], row: int, seed: int) -> None: ...
+
+    def act(self, envs: Sequence[TaskEnv], rows: Sequence[int], observations: Sequence[Observation]) -> list[Action]: ...
 
 
 class ExpertError(RuntimeError):
@@ -127,6 +147,8 @@ class Step:
     info: dict[str, Any]
     frame: np.ndarray | None  # the frame after the step, when rendering
     return_so_far: float
+    index: int = 0  # which of `rollout_batch`'s seeds this episode runs (0 for `rollout`)
+    row: int = 0  # which of its environments
 
 
 @dataclasses.dataclass
@@ -152,11 +174,12 @@ class RolloutResult:
 def rollout(env: TaskEnv, policy: Policy, seed: int = 0, max_steps: int | None = None, render: bool = False,
             metadata: Mapping[str, Any] | None = None, record: bool = True,
             on_step: Callable[[Step], None] | None = None) -> RolloutResult:
-    """Runs `policy` in `env` for one episode (the one loop experts, random play and Gato share).
+    """Runs `policy` in `env` for one episode: `rollout_batch` with one environment and one seed.
 
     Args:
       env: the task's environment.
-      policy: `policy(env, observation) -> action`; an `EpisodicPolicy` is reset first.
+      policy: `policy(env, observation) -> action`; an `EpisodicPolicy` is reset first (a
+        `BatchPolicy` acts as row 0).
       seed: `env.reset(seed)` (and `policy.reset(env, seed)`).
       max_steps: cap on steps (default the environment's own `max_steps`).
       render: keep a frame before the first step and after each step.
@@ -165,39 +188,141 @@ def rollout(env: TaskEnv, policy: Policy, seed: int = 0, max_steps: int | None =
         success, return, length, then `metadata`); False keeps only rewards (evaluation).
       on_step: called after every step with its `Step` (live widgets, per-step records).
     """
-    max_steps = max_steps or env.max_steps
-    if isinstance(policy, EpisodicPolicy):
-        policy.reset(env, seed)
-    obs = env.reset(seed=seed)
-    observations, actions, rewards, frames = [], [], [], []
-    success, reported = False, False
-    if render:
-        frames.append(env.render())
-    for t in range(max_steps):
-        action = policy(env, obs)
-        if record:
-            observations.append(obs)
-            actions.append(action)
-        acted_on = obs
-        obs, reward, terminated, truncated, info = env.step(action)
-        rewards.append(float(reward))
-        if "success" in info:
-            reported = True
-            success = success or bool(info["success"])
-        frame = env.render() if render else None
+    return rollout_batch([env], policy, [seed], max_steps=max_steps, render=render, metadata=metadata, record=record,
+                         on_step=on_step)[0]
+
+
+class _PerEnv:
+    """Policies acting one environment at a time, as a `BatchPolicy` (scripted experts, random play)."""
+
+    def __init__(self, policies: Sequence[Policy]):
+        self.policies = list(policies)
+
+    def start(self, envs: Sequence[TaskEnv], row: int, seed: int) -> None:
+        policy = self.policies[row]
+        if isinstance(policy, EpisodicPolicy):
+            policy.reset(envs[row], seed)
+
+    def act(self, envs: Sequence[TaskEnv], rows: Sequence[int], observations: Sequence[Observation]) -> list[Action]:
+        return [self.policies[r](envs[r], obs) for r, obs in zip(rows, observations)]
+
+
+def _as_batch_policy(policy: BatchPolicy | Policy | Sequence[Policy], n_envs: int) -> BatchPolicy:
+    if isinstance(policy, BatchPolicy):
+        return policy
+    if isinstance(policy, Sequence):
+        if len(policy) != n_envs:
+            raise ValueError(f"rollout_batch: {len(policy)} policies for {n_envs} environments (one per environment)")
+        return _PerEnv(policy)
+    if n_envs > 1 and isinstance(policy, EpisodicPolicy):
+        raise ValueError(f"rollout_batch: one {policy_name(policy)} cannot play {n_envs} episodes at once (it is reset "
+                         "per episode); pass one policy per environment")
+    return _PerEnv([policy] * n_envs)
+
+
+@dataclasses.dataclass
+class _Running:
+    """One row's episode in progress."""
+
+    index: int
+    seed: int
+    observation: Observation
+    max_steps: int
+    observations: list = dataclasses.field(default_factory=list)
+    actions: list = dataclasses.field(default_factory=list)
+    rewards: list = dataclasses.field(default_factory=list)
+    frames: list = dataclasses.field(default_factory=list)
+    success: bool = False
+    reported: bool = False
+
+
+def rollout_batch(envs: Sequence[TaskEnv], policy: BatchPolicy | Policy | Sequence[Policy], seeds: Sequence[int],
+                  max_steps: int | None = None, render: bool = False, metadata: Mapping[str, Any] | None = None,
+                  record: bool = True, on_step: Callable[[Step], None] | None = None,
+                  on_episode: Callable[[int, RolloutResult], None] | None = None) -> list[RolloutResult]:
+    """Runs one episode per seed on B = len(envs) environments at once (the one rollout loop).
+
+    Row b starts with seed `seeds[b]`; when its episode ends (terminated, truncated or
+    `max_steps`), it takes the next seed not yet run, until every seed has run. Each step,
+    the policy acts for every row whose episode goes on, and only those environments step.
+    Episode i is `env.reset(seed=seeds[i])` on whichever environment is free, so with
+    identical environments its result depends on its seed alone, not on B.
+
+    Args:
+      envs: B environments (of one task, for a `BatchPolicy` like the Gato agent).
+      policy: a `BatchPolicy`; or one `Policy` per environment (scripted experts act per
+        env); or one stateless `Policy` shared by all rows (an `EpisodicPolicy` may only be
+        shared when B = 1).
+      seeds: the episodes to run, in order; results come back in this order.
+      max_steps, render, metadata, record, on_step: as in `rollout` (per episode; `Step`
+        says which episode (`index`) and environment (`row`)).
+      on_episode: called as on_episode(index, result) when episode `index` ends.
+
+    Returns:
+      One `RolloutResult` per seed.
+    """
+    envs = list(envs)
+    if not envs:
+        raise ValueError("rollout_batch: no environments")
+    seeds = [int(s) for s in seeds]
+    acting = _as_batch_policy(policy, len(envs))
+    results: list[RolloutResult | None] = [None] * len(seeds)
+    running: dict[int, _Running] = {}
+    queue = iter(enumerate(seeds))
+
+    def start(row: int) -> None:
+        nxt = next(queue, None)
+        if nxt is None:
+            return
+        index, seed = nxt
+        env = envs[row]
+        acting.start(envs, row, seed)
+        ep = _Running(index, seed, env.reset(seed=seed), max_steps or env.max_steps)
         if render:
-            frames.append(frame)
-        if on_step is not None:
-            on_step(Step(t, acted_on, action, float(reward), bool(terminated), bool(truncated), info, frame,
-                         float(np.sum(rewards))))
-        if terminated or truncated:
-            break
-    episode = None
-    if record:
-        meta = {"seed": seed, "success": success, "return": float(np.sum(rewards)), "length": len(rewards), **(metadata or {})}
-        episode = Episode.from_steps(env.task, env.spec, observations, actions, rewards, meta)
-    return RolloutResult(env.task, seed, np.asarray(rewards, np.float64), success if reported else None, episode,
-                         np.stack(frames) if render and frames and frames[0] is not None else None)
+            ep.frames.append(env.render())
+        running[row] = ep
+
+    def finish(row: int) -> None:
+        ep, env = running.pop(row), envs[row]
+        episode = None
+        if record:
+            meta = {"seed": ep.seed, "success": ep.success, "return": float(np.sum(ep.rewards)), "length": len(ep.rewards),
+                    **(metadata or {})}
+            episode = Episode.from_steps(env.task, env.spec, ep.observations, ep.actions, ep.rewards, meta)
+        frames = np.stack(ep.frames) if render and ep.frames and ep.frames[0] is not None else None
+        results[ep.index] = RolloutResult(env.task, ep.seed, np.asarray(ep.rewards, np.float64),
+                                          ep.success if ep.reported else None, episode, frames)
+        if on_episode is not None:
+            on_episode(ep.index, results[ep.index])
+
+    for row in range(min(len(envs), len(seeds))):
+        start(row)
+    while running:
+        rows = sorted(running)
+        actions = acting.act(envs, rows, [running[r].observation for r in rows])
+        if len(actions) != len(rows):
+            raise ValueError(f"rollout_batch: the policy returned {len(actions)} actions for {len(rows)} environments")
+        for row, action in zip(rows, actions):
+            ep, env = running[row], envs[row]
+            if record:
+                ep.observations.append(ep.observation)
+                ep.actions.append(action)
+            acted_on = ep.observation
+            ep.observation, reward, terminated, truncated, info = env.step(action)
+            ep.rewards.append(float(reward))
+            if "success" in info:
+                ep.reported = True
+                ep.success = ep.success or bool(info["success"])
+            frame = env.render() if render else None
+            if render:
+                ep.frames.append(frame)
+            if on_step is not None:
+                on_step(Step(len(ep.rewards) - 1, acted_on, action, float(reward), bool(terminated), bool(truncated), info,
+                             frame, float(np.sum(ep.rewards)), ep.index, row))
+            if terminated or truncated or len(ep.rewards) >= ep.max_steps:
+                finish(row)
+                start(row)
+    return results
 
 
 def episode_returns(env: TaskEnv, policy: Policy, seeds: list[int], max_steps: int | None = None) -> list[float]:

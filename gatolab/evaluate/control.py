@@ -6,7 +6,10 @@
     # or: gatolab eval --checkpoint runs/demo/train --tasks CartPole-v1 --episodes 50 --out runs/demo/eval
 
 Per control task: N rollouts (50 in the paper, §6) from held-out seeds (`agent.EVAL_SEED`
-+ i), mean return, success rate where the environment defines success, and the
++ i), played `batch` at a time (default all N) by one batched agent on `batch` copies of
+the task's environment (`gl.agent.run_episodes`: a row whose episode ends takes the next
+seed; rollout i resets with seed + i whichever copy plays it, so results do not depend
+on the batch size), mean return, success rate where the environment defines success, and the
 normalised score (agent - random) / (expert - random) with the expert and random returns
 measured in the data cards (`data_cards/returns.json`). A task the cards do not cover
 gets both references measured here (`reference_episodes` rollouts of the domain's
@@ -35,7 +38,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gatolab import io_utils
-from gatolab.agent import EVAL_SEED, AgentConfig, GatoAgent, run_episode
+from gatolab.agent import EVAL_SEED, AgentConfig, GatoAgent, run_episodes
 from gatolab.data.cards import measure_returns
 from gatolab.domains import registry
 from gatolab.domains.base import Domain
@@ -77,30 +80,36 @@ def _measured_references(domain: Domain, task: str, n: int) -> dict[str, Any]:
 
 def evaluate_task(agent: GatoAgent, task: str, episodes: int = 50, seed: int = EVAL_SEED,
                   references: dict[str, dict[str, Any]] | None = None, reference_episodes: int = 10,
-                  max_steps: int | None = None, progress=None) -> dict[str, Any]:
-    """One control task's row: returns, success, normalised score, latency. Raises on env errors."""
+                  max_steps: int | None = None, progress=None, batch: int | None = None) -> dict[str, Any]:
+    """One control task's row: returns, success, normalised score, latency. Raises on env errors.
+
+    `batch`: environments played at once (default: all `episodes`); the row's latency is
+    the time of one agent step for all of them, `seconds` the task's wall time.
+    """
     name, task = control_task(task)
     domain = registry.get(name)
     ref = (references or {}).get(task)
     ref_source = "data_cards"
     if ref is None or ref.get("expert_return") is None or ref.get("random_return") is None:
         ref, ref_source = _measured_references(domain, task, reference_episodes), "measured"
-    env = domain.make(task, seed=seed)
+    n_envs = min(batch or episodes, episodes)
+    if n_envs < 1:
+        raise ValueError(f"evaluate: batch must be >= 1, got {batch}")
+    envs = []
     try:
         t0 = time.perf_counter()
-        traces = []
-        for i in range(episodes):
-            traces.append(run_episode(agent, env, seed=seed + i, max_steps=max_steps))
-            if progress is not None:
-                progress.update(1)
+        envs += [domain.make(task, seed=seed) for _ in range(n_envs)]
+        traces = run_episodes(agent, envs, [seed + i for i in range(episodes)], max_steps=max_steps,
+                              on_episode=(lambda _: progress.update(1)) if progress is not None else None)
         seconds = time.perf_counter() - t0
     finally:
-        env.close()
+        for env in envs:
+            env.close()
     rets = np.array([t.total_return for t in traces])
     succ = [t.success for t in traces if t.success is not None]
     score = normalised_score(float(rets.mean()), ref["expert_return"], ref["random_return"])
     all_steps = np.concatenate([t.step_seconds for t in traces])
-    return {"domain": name, "task": task, "episodes": episodes, "mean_return": float(rets.mean()),
+    return {"domain": name, "task": task, "episodes": episodes, "batch": n_envs, "mean_return": float(rets.mean()),
             "std_return": float(rets.std()), "success_rate": float(np.mean(succ)) if succ else None,
             "expert_return": float(ref["expert_return"]), "random_return": float(ref["random_return"]),
             "reference": ref_source, "normalised_score": score, "mean_length": float(np.mean([t.length for t in traces])),
@@ -147,7 +156,8 @@ class EvalResults:
 def evaluate(checkpoint: str | os.PathLike | GatoAgent, tasks: Sequence[str], *, episodes: int = 50,
              config: AgentConfig = AgentConfig(), data: Sequence[str | os.PathLike] | None = None,
              returns: str | os.PathLike | None = None, reference_episodes: int = 10, max_steps: int | None = None,
-             seed: int = EVAL_SEED, out: str | os.PathLike | None = None, progress: bool = True) -> EvalResults:
+             seed: int = EVAL_SEED, out: str | os.PathLike | None = None, progress: bool = True,
+             batch: int | None = None) -> EvalResults:
     """Evaluates a checkpoint (or an agent) on control tasks; writes results.{json,csv} to `out`.
 
     Args:
@@ -161,9 +171,13 @@ def evaluate(checkpoint: str | os.PathLike | GatoAgent, tasks: Sequence[str], *,
       max_steps: cap on episode length (default each environment's own limit).
       seed: rollout i of every task resets with seed + i.
       out: folder for results.json and results.csv (None: not written).
+      batch: environments played at once per task (default: all `episodes`; 1: one after
+        another). Results do not depend on it; speed does.
     """
     if episodes < 1:
         raise ValueError(f"evaluate: episodes must be >= 1, got {episodes}")
+    if batch is not None and batch < 1:
+        raise ValueError(f"evaluate: batch must be >= 1, got {batch}")
     if not tasks:
         raise ValueError("evaluate: tasks is empty; expected control task names such as 'CartPole-v1'")
     for t in tasks:
@@ -174,7 +188,7 @@ def evaluate(checkpoint: str | os.PathLike | GatoAgent, tasks: Sequence[str], *,
     rows = []
     for task in tasks:
         try:
-            rows.append(evaluate_task(agent, task, episodes, seed, refs, reference_episodes, max_steps, bar))
+            rows.append(evaluate_task(agent, task, episodes, seed, refs, reference_episodes, max_steps, bar, batch))
         except Exception as e:  # noqa: BLE001 - a failing environment must not lose the other tasks
             name, bare = control_task(task)
             rows.append({"domain": name, "task": bare, "episodes": episodes,
@@ -183,7 +197,7 @@ def evaluate(checkpoint: str | os.PathLike | GatoAgent, tasks: Sequence[str], *,
     if bar is not None:
         bar.close()
     cfg = {"checkpoint": getattr(agent, "checkpoint", None), "agent": agent.config.to_json(), "episodes": episodes,
-           "seed": seed, "max_steps": max_steps, "returns": str(returns or DEFAULT_RETURNS),
+           "batch": min(batch or episodes, episodes), "seed": seed, "max_steps": max_steps, "returns": str(returns or DEFAULT_RETURNS),
            "model_config": agent.model.config.to_json() if hasattr(agent.model.config, "to_json") else None}
     res = EvalResults(rows, aggregate(rows), figure5_data(rows), cfg)
     if out is not None:
