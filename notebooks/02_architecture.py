@@ -35,7 +35,9 @@ POSITION_DRAWS = 200  # training-time draws of the patch position indices
 # %%
 import jax
 import numpy as np
+import treescope
 from flax import nnx
+from IPython.display import HTML
 
 import gatolab as gl
 from gatolab.viz import model as vizm
@@ -132,6 +134,35 @@ action = tokenizer.decode_action(action_ids, spec)
 print("legal id ranges:", tokenizer.action_token_ranges(spec).tolist())
 print("sampled ids:", action_ids.tolist(), "->", action)
 
+# %% [markdown]
+# ## The same network in Haiku
+# Gato and the DeepMind agents of its time (the Multi-Game Decision Transformer's released code, for
+# one) were written in Haiku. `gl.model.haiku` is this network again as `hk.Module`s under
+# `hk.transform`, with the same parameters under Haiku's names (`w`, `b`, `scale`, `offset`, one
+# module per projection): `to_haiku` moves the arrays across, `to_nnx` moves them back bit for bit.
+# The same timestep through both, evaluation mode, float32:
+
+# %%
+hk_fns = gl.model.haiku.transform(config)  # .forward / .hidden / .loss, each an hk.Transformed
+hk_params = gl.model.haiku.to_haiku(model)
+hk_logits = jax.jit(hk_fns.forward.apply)(hk_params, None, batch)
+haiku_max_diff = gl.model.haiku.logit_difference(model, batch)
+print(f"Haiku logits {hk_logits.shape}; largest |NNX - Haiku| logit difference: {haiku_max_diff:.3g}")
+parameter_map = gl.model.haiku.parameter_map(config)  # (NNX path, Haiku module, Haiku name), one row per tensor
+print(f"{len(parameter_map)} parameter tensors mapped; block 0's query projection:")
+print(*[row for row in parameter_map if "block_0/~/attn/~/query" in row[1]], sep="\n")
+
+# %% [markdown]
+# The two parameter trees side by side: gatolab's NNX names on the left, Haiku's modules on the right
+# (`gato/~/transformer/~/block_0/~/attn/~/query` nested by module).
+
+# %%
+trees = {"NNX: nnx.to_pure_dict(nnx.state(model))": nnx.to_pure_dict(nnx.state(model)),
+         "Haiku: gl.model.haiku.module_tree(hk_params)": gl.model.haiku.module_tree(hk_params)}
+HTML("<div style='display:flex; gap:2em'>" + "".join(
+    f"<div style='flex:1; min-width:0; overflow-x:auto'><b>{title}</b>{treescope.render_to_html(tree)}</div>"
+    for title, tree in trees.items()) + "</div>")
+
 # %%
 loss, loss_metrics = gl.model.inspect.loss(model, batch)
 upper = float(np.triu(weights, k=1).sum())
@@ -152,6 +183,8 @@ metrics = {
     "initial_loss": float(loss),
     "loss_targets": {k: float(v) for k, v in loss_metrics.items() if k.startswith("targets")},
     "action_ids": action_ids.tolist(),
+    "haiku_max_logit_diff": haiku_max_diff,
+    "haiku_parameter_tensors": len(parameter_map),
     "action_ids_legal": bool(np.all((action_ids >= tokenizer.action_token_ranges(spec)[:, 0]) & (action_ids < tokenizer.action_token_ranges(spec)[:, 1]))),
 }
 gl.notebooks.write_metrics(OUT_DIR, metrics)

@@ -25,5 +25,10 @@ def test_architecture_notebook(tmp_path):
     assert 9.0 < m["initial_loss"] < 12.0  # ~log(33027) = 10.4 at initialisation
     assert m["loss_targets"]["targets/continuous"] == 3 and m["loss_targets"]["targets/discrete"] == 1
     assert m["action_ids_legal"]
+    # The Haiku twin (gl.model.haiku) on the same timestep: the same logits (bit for bit on this CPU),
+    # and every parameter tensor mapped: 5 tables, 3 convs + 3 GroupNorms + the projection (2 each),
+    # 16 per block, the final LayerNorm's 2.
+    assert m["haiku_max_logit_diff"] <= 1e-5
+    assert m["haiku_parameter_tensors"] == 5 + 14 + 16 * 2 + 2
     html = open(res["html"]).read()
     assert html.count("Plotly.newPlot") >= 5  # every figure is in the offline HTML

@@ -9,6 +9,7 @@ code read gatolab's network in the idiom they know, and move weights between the
     params = gl.model.haiku.to_haiku(model)               # NNX Gato -> Haiku params (same arrays)
     logits = fns.forward.apply(params, None, batch)       # == model(batch), evaluation mode
     model2 = gl.model.haiku.to_nnx(params, model.config)  # and back, bit-exact
+    gl.model.haiku.logit_difference(model, batch)         # largest |NNX - Haiku| logit: 0.0 in float32
 
     twin = gl.model.haiku.load("runs/x")                  # a gatolab checkpoint, from its path
     gl.model.haiku.save("runs/y", twin.params, twin.config, twin.tokenizer, meta=twin.meta)
@@ -17,9 +18,9 @@ code read gatolab's network in the idiom they know, and move weights between the
 `tests/test_model_haiku.py` holds the parity tests (logits, loss, gradients, round trips).
 """
 
-from gatolab.model.haiku.convert import (Loaded, load, module_tree, parameter_map, save, to_haiku, to_nnx, tree_to_haiku,
-                                         tree_to_nnx)
+from gatolab.model.haiku.convert import (Loaded, load, logit_difference, module_tree, parameter_map, save, to_haiku, to_nnx,
+                                         tree_to_haiku, tree_to_nnx)
 from gatolab.model.haiku.network import Functions, Gato, example_batch, loss, transform
 
-__all__ = ["Functions", "Gato", "Loaded", "example_batch", "load", "loss", "module_tree", "parameter_map", "save",
-           "to_haiku", "to_nnx", "transform", "tree_to_haiku", "tree_to_nnx"]
+__all__ = ["Functions", "Gato", "Loaded", "example_batch", "load", "logit_difference", "loss", "module_tree", "parameter_map",
+           "save", "to_haiku", "to_nnx", "transform", "tree_to_haiku", "tree_to_nnx"]

@@ -26,8 +26,10 @@ from typing import Any
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
+from gatolab.batch import TokenBatch
 from gatolab.gato_tokenizer import GatoTokenizer
 from gatolab.model.config import ModelConfig
 from gatolab.model.count import abstract_model
@@ -144,6 +146,21 @@ def module_tree(params: hk.Params) -> dict:
             node = node.setdefault(part, {})
         node.update(values)
     return tree
+
+
+def logit_difference(model: Gato, batch: TokenBatch) -> float:
+    """Largest |NNX - Haiku| over the finite logits of `batch`, evaluation mode, each side jitted.
+
+    The twin runs on `to_haiku(model)`. Raises ValueError if the padded ids' -inf logits are
+    not in the same places on both sides.
+    """
+    graphdef, state = nnx.split(model)
+    want = np.asarray(jax.jit(lambda s, b: nnx.merge(graphdef, s)(b))(state, batch))
+    got = np.asarray(jax.jit(transform(model.config).forward.apply)(to_haiku(model), None, batch))
+    padded = np.isneginf(want)
+    if not np.array_equal(padded, np.isneginf(got)):
+        raise ValueError("logit_difference: the -inf logits (padded ids) differ between NNX and Haiku")
+    return float(np.abs(want[~padded] - got[~padded]).max(initial=0.0))
 
 
 @dataclasses.dataclass(frozen=True)
