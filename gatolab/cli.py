@@ -1,6 +1,12 @@
 """The `gatolab` command. Each stage module registers its own subcommands.
 
     gatolab text train --vocab-size 32000 [--corpus FILE ...] --out spm.model
+    gatolab --debug train ...        # a failing command shows its traceback
+
+A bad input (a config key, a value, a damaged checkpoint or dataset, a missing file) ends
+a command with one line, `gatolab: error: <what, where, what was expected>`, and exit
+status 2; the traceback is for `--debug` (accepted anywhere on the line), since the line
+already says what to fix and the frames are deep inside orbax, h5py or argparse.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ _REGISTRARS = [
     "gatolab.cli:_add_text",
     "gatolab.data.cli:add_cli",
     "gatolab.train.run:add_cli",
+    "gatolab.train.cli:add_cli",
     "gatolab.configs.cli:add_cli",
     "gatolab.evaluate.cli:add_cli",
     "gatolab.domains.cli:add_cli",
@@ -46,6 +53,7 @@ def _text_train(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gatolab", description="gatolab: a research workbench for Gato")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an error, not just its one line")
     sub = ap.add_subparsers(dest="cmd", required=True)
     for entry in _REGISTRARS:
         module, func = entry.split(":")
@@ -53,12 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+# What a bad input raises: gatolab's own errors are ValueErrors (CheckpointError,
+# CheckpointDamaged, config override errors, ...) that name the field, key or file.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # anywhere, not only before the subcommand
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"gatolab: error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"gatolab: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -43,7 +43,6 @@ so a truncated or corrupted file is never read as data. No pickle anywhere.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -112,12 +111,7 @@ def spaces_for(spec: EnvSpec):
 # ----------------------------------------------------------------------------------------
 # Checksums
 # ----------------------------------------------------------------------------------------
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+sha256_file = io_utils.sha256_file  # one checksum helper for shards and checkpoints (gatolab.io_utils)
 
 
 def _check_name(kind: str, name: str) -> None:

@@ -5,8 +5,9 @@
     trainer.run()
 
 Modules: `optim` (AdamW and the schedule, GATO_SPEC §4), `sharding` (logical axes -> mesh),
-`checkpoint` (orbax; a model rebuilt from its path), `loop` (the Trainer), `run` (`train`:
-data + tokenizer + model + loop from a `gl.configs.RunConfig`, and `gatolab train`).
+`checkpoint` (orbax, a SHA-256 per file checked on every load; a model rebuilt from its path),
+`loop` (the Trainer), `run` (`train`: data + tokenizer + model + loop from a
+`gl.configs.RunConfig`, and `gatolab train`), `cli` (`gatolab checkpoint verify`).
 Names load on first use, as in `gl.data`: the loop and checkpoints sit below the run
 configs (which name their TrainConfig), `run` above them.
 """
@@ -14,9 +15,10 @@ configs (which name their TrainConfig), `run` above them.
 import importlib
 
 _ATTRS = {
-    "CheckpointError": "checkpoint", "Checkpointer": "checkpoint", "load_model": "checkpoint", "tokenizer_meta": "checkpoint",
+    "CheckpointDamaged": "checkpoint", "CheckpointError": "checkpoint", "Checkpointer": "checkpoint",
+    "load_model": "checkpoint", "tokenizer_meta": "checkpoint", "verify_run": "checkpoint",
     "BatchSource": "loop", "Trainer": "loop", "TrainConfig": "loop", "TrainingDiverged": "loop",
-    "measure_peak_flops": "loop", "read_metrics": "loop", "train_flops_per_token": "loop",
+    "measure_peak_flops": "loop", "read_events": "loop", "read_metrics": "loop", "train_flops_per_token": "loop",
     "OptimConfig": "optim", "learning_rate_schedule": "optim", "make_optimizer": "optim",
     "runtime_info": "runtime",
     "LOGICAL_RULES": "sharding", "activation_sharding": "sharding", "make_mesh": "sharding", "shard_batch": "sharding",

@@ -37,7 +37,7 @@ from gatolab.batch import Batch, TokenBatch
 from gatolab.model import Gato, ModelConfig, loss_fn, target_bucket
 from gatolab.model.config import block_param_count
 from gatolab.train import sharding as shd
-from gatolab.train.checkpoint import Checkpointer, CheckpointError, decode_bytes, encode_bytes
+from gatolab.train.checkpoint import Checkpointer, CheckpointDamaged, CheckpointError, decode_bytes, encode_bytes, warn
 from gatolab.train.optim import OptimConfig, learning_rate_schedule, make_optimizer
 
 
@@ -289,6 +289,7 @@ class Trainer:
         self._shapes: set[tuple[int, int]] = set()  # (target, patch) buckets compiled so far
         self._new_shapes = 0  # first-time buckets (compilations) since the last metrics line
         self._peak = config.peak_flops
+        self._events: list[dict[str, Any]] = []  # not metrics: e.g. a fallback past a damaged checkpoint
 
     # --- the step -------------------------------------------------------------------------
     def _step_fn(self, max_targets: int) -> Callable:
@@ -385,19 +386,59 @@ class Trainer:
         self.checkpointer.save(self.step, {"model": pure[0], "optimizer": pure[1]}, self._meta())
 
     def restore(self, step: int | None = None) -> bool:
-        """Restores the latest (or given) checkpoint if there is one; returns whether it did."""
-        if self.checkpointer.latest_step() is None:
+        """Restores the latest (or given) checkpoint if there is one; returns whether it did.
+
+        Without `step`, a latest checkpoint that is damaged (fails its checksums, an
+        unfinished save, unreadable by orbax) does not end the run: the newest intact one is
+        restored instead, the damaged ones are renamed aside (`<step>.damaged`, never
+        deleted), and the fallback is reported on stderr and, by `run`, in metrics.jsonl.
+        A given `step` that is damaged raises `CheckpointDamaged`.
+        """
+        steps = self.checkpointer.steps()
+        if not steps:
             return False
-        pure = nnx.to_pure_dict(self.state)
-        meta = self.checkpointer.restore_meta(step)
+        damaged: list[tuple[int, CheckpointDamaged]] = []
+        for s in reversed(steps) if step is None else [step]:
+            try:
+                self._restore_step(s)
+                break
+            except CheckpointDamaged as e:
+                if step is not None:
+                    raise
+                damaged.append((s, e))
+        else:
+            raise CheckpointDamaged(f"every checkpoint in {self.checkpointer.directory} is damaged (nothing was moved): "
+                                    + "; ".join(str(e) for _, e in damaged))
+        if damaged:
+            self._set_aside(damaged)
+        return True
+
+    def _restore_step(self, step: int) -> None:
+        self.checkpointer.verify(step)  # once: the two reads below trust it
+        meta = self.checkpointer.restore_meta(step, verify=False)
         if meta.get("model_config") != self.model_config.to_json():
             raise CheckpointError(f"checkpoint in {self.checkpointer.directory} was made with a different model config "
                                   f"({meta.get('model_config')} != {self.model_config.to_json()})")
-        restored, meta = self.checkpointer.restore({"model": pure[0], "optimizer": pure[1]}, step)
+        pure = nnx.to_pure_dict(self.state)
+        restored, meta = self.checkpointer.restore({"model": pure[0], "optimizer": pure[1]}, step, verify=False)
         nnx.replace_by_pure_dict(self.state, {0: restored["model"], 1: restored["optimizer"]})
         self.step = int(meta["step"])
         self.source.set_state(_from_json_state(meta["data_state"]))
-        return True
+
+    def _set_aside(self, damaged: list[tuple[int, CheckpointDamaged]]) -> None:
+        """Moves the damaged steps out of orbax's way (process 0; every host waits for it) and
+        keeps the event for metrics.jsonl, so the run's record says where it resumed from."""
+        moved = {}
+        if jax.process_index() == 0:
+            for s, e in damaged:
+                moved[s] = str(self.checkpointer.set_aside(s))
+                warn(f"{e}; resuming from step {self.step} instead (the damaged step is kept as {moved[s]})")
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("gatolab-checkpoint-set-aside")
+            self.checkpointer._mngr.reload()
+        self._events.append({"step": self.step, "event": "checkpoint_fallback", "time": time.time(),
+                             "resumed_from": self.step,
+                             "damaged": [{"step": s, "error": str(e), "moved_to": moved.get(s)} for s, e in damaged]})
 
     # --- the run ----------------------------------------------------------------------------
     def _out_of_time(self, t_start: float) -> bool:
@@ -430,6 +471,10 @@ class Trainer:
             # A resumed run rewrites the steps after its checkpoint: drop the killed run's lines past it.
             kept = [line for line in log_path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= self.step]
             io_utils.atomic_write_text(log_path, "".join(line + "\n" for line in kept))
+        if jax.process_index() == 0 and self._events:
+            with open(log_path, "a") as f:
+                f.writelines(json.dumps(event) + "\n" for event in self._events)
+        self._events = []
         bar = None
         if progress and jax.process_index() == 0:
             bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step")
@@ -497,9 +542,19 @@ def _agree_across_hosts(*sizes: int) -> tuple[int, ...]:
     return tuple(int(m) for m in most)
 
 
-def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The metric lines a run has written so far (for live plots)."""
+def _jsonl_lines(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The metric lines a run has written so far (for live plots); events are left out."""
+    return [m for m in _jsonl_lines(run_dir) if "event" not in m]
+
+
+def read_events(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The run's event lines in metrics.jsonl (e.g. "checkpoint_fallback": resumed past a
+    damaged checkpoint, which one, why, and where it was moved)."""
+    return [m for m in _jsonl_lines(run_dir) if "event" in m]
