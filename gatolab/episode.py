@@ -34,9 +34,8 @@ class Episode:
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        obs = flatten_fields(self.observations)
-        obs = {k: list(v) if _is_text_column(v) else np.asarray(v) for k, v in obs.items()}
-        acts = {k: np.asarray(v) for k, v in flatten_fields(self.actions).items()}
+        obs = {k: _column(self.task, f"observations[{k!r}]", v) for k, v in flatten_fields(self.observations).items()}
+        acts = {k: _column(self.task, f"actions[{k!r}]", v) for k, v in flatten_fields(self.actions).items()}
         object.__setattr__(self, "observations", obs)
         object.__setattr__(self, "actions", acts)
         lengths = {f"observations[{k!r}]": len(v) for k, v in obs.items()}
@@ -97,6 +96,15 @@ class Episode:
             for key in spec.action:
                 act_cols[key] = np.stack([np.asarray(a[key]) for a in flat_act])
         return cls(task, obs_cols, act_cols, None if rewards is None else np.asarray(rewards, np.float32), dict(metadata or {}))
+
+
+def _column(task: str, where: str, v: Any) -> Any:
+    """One field over time: a list of T strings (text) or a (T, ...) array. A single value
+    (a str, a scalar) is an error naming the field: it has no time axis to be T long."""
+    if isinstance(v, (str, bytes)) or (not isinstance(v, (list, tuple)) and np.ndim(v) == 0):
+        raise ValueError(f"Episode {task!r}: {where} is a single {type(v).__name__} ({v!r:.60}); expected one value "
+                         f"per timestep (a list of T strings for text, a (T, ...) array otherwise)")
+    return list(v) if _is_text_column(v) else np.asarray(v)
 
 
 def _is_text_column(v: Any) -> bool:

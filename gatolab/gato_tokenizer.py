@@ -128,18 +128,20 @@ class GatoTokenizer:
         bins = tk.discretize(y, self.vocab.continuous_bins)
         return (bins + self.vocab.continuous_offset).astype(np.int32), x.astype(np.float32)
 
-    def decode_continuous(self, f: FieldSpec, ids: np.ndarray) -> np.ndarray:
-        bins = np.asarray(ids, np.int64) - self.vocab.continuous_offset
-        if np.any((bins < 0) | (bins >= self.vocab.continuous_bins)):
-            raise ValueError(f"decode: ids {np.asarray(ids)} are not all continuous tokens")
-        y = tk.bin_centers(bins, self.vocab.continuous_bins)
+    def decode_continuous(self, f: FieldSpec, ids: np.ndarray, name: str | None = None) -> np.ndarray:
+        """Continuous-token ids -> values (bin centre, inverse mu-law per the field's rule)."""
+        ids = np.asarray(ids, np.int64)
+        lo = self.vocab.continuous_offset
+        _check_ids(name, "continuous", ids, lo, lo + self.vocab.continuous_bins)
+        y = tk.bin_centers(ids - lo, self.vocab.continuous_bins)
         return tk.mu_law_decode(y, self.config.mu, self.config.m) if self.config.uses_mu_law(f) else y
 
-    def decode_discrete(self, f: FieldSpec, ids: np.ndarray) -> np.ndarray:
-        v = np.asarray(ids, np.int64) - self.vocab.discrete_offset
-        if np.any((v < 0) | (v >= f.num_values)):
-            raise ValueError(f"decode: ids {np.asarray(ids)} are not all discrete values in [0, {f.num_values})")
-        return v
+    def decode_discrete(self, f: FieldSpec, ids: np.ndarray, name: str | None = None) -> np.ndarray:
+        """Discrete-token ids -> integer values in [0, num_values)."""
+        ids = np.asarray(ids, np.int64)
+        lo = self.vocab.discrete_offset
+        _check_ids(name, f"discrete (values in [0, {f.num_values}))", ids, lo, lo + f.num_values)
+        return ids - lo
 
     # --- episodes ------------------------------------------------------------------------
     def tokenize_episode(self, episode: Episode, spec: EnvSpec, *, with_actions: bool = True) -> TokenSequence:
@@ -167,8 +169,7 @@ class GatoTokenizer:
                 if self.text is None:
                     raise ValueError(f"field {key!r}: a TEXT field needs a text tokenizer (GatoTokenizer(text=...))")
                 col = obs[key]
-                if len(col) != t:
-                    raise ValueError(f"field {key!r}: expected {t} strings, got {len(col)}")
+                _check_text_column(key, col, t)
                 pieces = [self.text.encode(s) for s in col]
                 lengths = np.array([len(p) for p in pieces], np.int64)
                 ids = np.concatenate(pieces) if pieces else np.zeros(0, np.int32)
@@ -234,7 +235,8 @@ class GatoTokenizer:
             f = spec.action[key]
             chunk = ids[i : i + f.size]
             i += f.size
-            v = self.decode_discrete(f, chunk) if f.modality == Modality.DISCRETE else self.decode_continuous(f, chunk)
+            decode = self.decode_discrete if f.modality == Modality.DISCRETE else self.decode_continuous
+            v = decode(f, chunk, name=f"action field {key!r}")
             if f.modality == Modality.CONTINUOUS:
                 v = np.clip(v, f.low, f.high).astype(np.float32)
             out[key] = v.reshape(f.shape)
@@ -305,6 +307,34 @@ class GatoTokenizer:
             patches, rows, cols = np.zeros((0, s, s, c), np.float32), np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
         out["value"][~np.isin(out["modality"], (Modality.DISCRETE, Modality.CONTINUOUS))] = np.nan
         return TokenSequence(**out, patches=patches, patch_row_interval=rows, patch_col_interval=cols, field_names=names, task=task)
+
+
+def _check_ids(name: str | None, kind: str, ids: np.ndarray, lo: int, hi: int) -> None:
+    """Every id in [lo, hi), or a ValueError naming the field, the first bad position and id."""
+    bad = np.flatnonzero((ids < lo) | (ids >= hi))
+    if bad.size:
+        where = name or "decode"
+        raise ValueError(f"{where}: id {int(ids.ravel()[bad[0]])} at position {int(bad[0])} of {ids.size} is not a {kind} "
+                         f"token (expected ids in [{lo}, {hi})); got ids {ids.tolist()}")
+
+
+def _check_text_column(key: str, col: Any, t: int) -> None:
+    """A TEXT field holds one str per timestep; say which field and timestep does not."""
+    if isinstance(col, (str, bytes)) or (not isinstance(col, (list, tuple)) and np.ndim(col) == 0):
+        raise ValueError(f"field {key!r}: expected a list of {t} str (one per timestep; a TEXT field), "
+                         f"got a single {type(col).__name__} {_short(col)}")
+    if len(col) != t:
+        raise ValueError(f"field {key!r}: expected {t} strings (one per timestep), got {len(col)}")
+    for i, s in enumerate(col):
+        if not isinstance(s, str):
+            hint = "; decode bytes to str first" if isinstance(s, (bytes, np.bytes_)) else ""
+            raise ValueError(f"field {key!r}: expected a str at each timestep (a TEXT field), got "
+                             f"{type(s).__name__} {_short(s)} at timestep {i}{hint}")
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    text = repr(v.item() if isinstance(v, np.generic) else v)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def roundtrip_error(tokenizer: GatoTokenizer, spec: EnvSpec, action: Mapping[str, Any]) -> dict[str, float]:

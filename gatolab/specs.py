@@ -4,9 +4,11 @@ An environment adapter declares an `EnvSpec`; the tokenizer reads it to decide h
 each field becomes tokens (Gato §2.1, `../shared/GATO_SPEC.md` §1) and how action
 tokens decode back into an environment action (§2.4).
 
-Field names are flat strings; nested observation dicts are flattened with "/" so that
-lexicographic order of the flat keys equals the lexicographic nested order the paper
-asks for ("nested structures lexicographic by key").
+Field names are flat strings; nested observation dicts are flattened with "/". Fields are
+ordered by their key path (`key_path`: "arm/pos" -> ("arm", "pos")), which is the
+lexicographic nested order the paper asks for ("nested structures lexicographic by key").
+Sorting the joined strings is not: "-" and "." sort before "/", so "arm-vel" would come
+before "arm/pos" although the nested dict {"arm": {"pos"}, "arm-vel"} lists "arm" first.
 """
 
 from __future__ import annotations
@@ -143,21 +145,26 @@ class FieldSpec:
         return cls(**d)
 
 
-def flatten_fields(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flattens a nested dict to {"a/b": leaf}; keys come out sorted (Gato §2.1).
+def key_path(name: str) -> tuple[str, ...]:
+    """A flat field name's nested key path, the sort key of fields: "arm/pos" -> ("arm", "pos")."""
+    return tuple(name.split("/"))
 
-    Idempotent: an already flat dict (keys with "/") comes back unchanged.
+
+def flatten_fields(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flattens a nested dict to {"a/b": leaf}; keys come out in key-path order (Gato §2.1).
+
+    Idempotent: an already flat dict (keys with "/") comes back in the same order as the
+    nested one it stands for.
     """
     out: dict[str, Any] = {}
-    for key in sorted(tree):
+    for key, value in tree.items():
         if not isinstance(key, str):
             raise ValueError(f"field name {prefix + str(key)!r}: names must be strings")
-        value = tree[key]
         if isinstance(value, Mapping):
             out.update(flatten_fields(value, prefix + key + "/"))
         else:
             out[prefix + key] = value
-    return out
+    return dict(sorted(out.items(), key=lambda kv: key_path(kv[0])))
 
 
 # Gato §2.1 / appendix B: within a timestep, text, then image patches, then tensors.
@@ -199,14 +206,16 @@ class EnvSpec:
 
     @property
     def observation_order(self) -> list[str]:
-        """Observation fields in token order: `order` if given, else text, images, tensors, each group by key."""
+        """Observation fields in token order: `order` if given, else text, images, tensors, each
+        group by key path (`key_path`, the nested dicts' order)."""
         if self.order is not None:
             return list(self.order)
-        return sorted(self.observation, key=lambda k: (_MODALITY_ORDER[self.observation[k].modality], k))
+        return sorted(self.observation, key=lambda k: (_MODALITY_ORDER[self.observation[k].modality], key_path(k)))
 
     @property
     def action_order(self) -> list[str]:
-        return sorted(self.action)
+        """Action fields in the order they are generated: by key path."""
+        return sorted(self.action, key=key_path)
 
     @property
     def num_action_tokens(self) -> int:
