@@ -8,7 +8,9 @@ same multi-modal rows (synthetic text, image, discrete, continuous and action to
 to T tokens), each under `jax.jit`, timed after compilation: the median of `--runs` calls,
 the two implementations alternating call by call so a noisy machine slows both alike. The
 NNX model runs twice, with its default `lax.scan` over layers and with the unrolled loop
-the Haiku twin uses. The largest logit difference on the benchmark input is printed too.
+the Haiku twin uses. Printed too: XLA's cost analysis of each compiled program (its FLOPs;
+a `lax.scan` body may be counted once rather than once per layer) and the largest logit
+difference on the benchmark input.
 """
 
 from __future__ import annotations
@@ -47,33 +49,36 @@ def main() -> None:
 
     config = gl.model.ModelConfig.preset(args.preset, dtype="float32")
     params = jax.jit(gh.transform(config).forward.init)(jax.random.key(0), gh.example_batch(config))
-    hk_forward = jax.jit(gh.transform(config).forward.apply)
-    nnx_forwards = {}
+    # Each forward pass as a pure function of (its parameters, batch): Haiku's params dict or NNX's state.
+    forwards = {"haiku": (jax.jit(gh.transform(config).forward.apply), lambda b: (params, None, b))}
     for name, scan in (("nnx (scan)", True), ("nnx (unrolled)", False)):
         graphdef, state = nnx.split(gh.to_nnx(params, dataclasses.replace(config, scan_layers=scan)))
-        f = jax.jit(lambda s, b, g=graphdef: nnx.merge(g, s)(b))
-        nnx_forwards[name] = (lambda b, f=f, s=state: f(s, b))
+        forwards[name] = (jax.jit(lambda s, b, g=graphdef: nnx.merge(g, s)(b)), lambda b, s=state: (s, b))
     print(f"{args.preset}, float32, {args.tokens} tokens, {jax.device_count()} {jax.devices()[0].platform} device(s), "
-          f"median of {args.runs} calls after compilation")
+          f"median of {args.runs} calls after compilation, the implementations alternating")
     for batch_size in args.batch:
         batch = jax.device_put(rows(config, batch_size, args.tokens))
-        fns = {"haiku": lambda b: hk_forward(params, None, b), **nnx_forwards}
-        outs = {name: f(batch).block_until_ready() for name, f in fns.items()}  # compile
-        ref = np.asarray(outs["nnx (scan)"])
-        finite = np.isfinite(ref)
-        diff = max(float(np.abs(np.asarray(o)[finite] - ref[finite]).max()) for o in outs.values())
-        times: dict[str, list[float]] = {name: [] for name in fns}
+        compiled, flops, outs = {}, {}, {}
+        for name, (f, inputs) in forwards.items():
+            compiled[name] = f.lower(*inputs(batch)).compile()
+            flops[name] = compiled[name].cost_analysis().get("flops", float("nan"))
+            outs[name] = np.asarray(compiled[name](*inputs(batch)))
+        finite = np.isfinite(outs["nnx (scan)"])
+        diff = max(float(np.abs(o[finite] - outs["nnx (scan)"][finite]).max()) for o in outs.values())
+        times: dict[str, list[float]] = {name: [] for name in forwards}
         for _ in range(args.runs):
-            for name, f in fns.items():
+            for name, (_, inputs) in forwards.items():
+                args_ = inputs(batch)
                 t = time.perf_counter()
-                f(batch).block_until_ready()
+                compiled[name](*args_).block_until_ready()
                 times[name].append(time.perf_counter() - t)
         med = {name: statistics.median(ts) for name, ts in times.items()}
-        print(f"batch {batch_size} ({int(batch.patches.shape[1])} patches/row): " + ", ".join(
-            f"{name} {1e3 * t:.0f} ms" for name, t in med.items())
-            + f"; haiku / nnx (scan) = {med['haiku'] / med['nnx (scan)']:.3f}, "
+        print(f"batch {batch_size} ({int(batch.patches.shape[1])} patches/row):")
+        for name, t in med.items():
+            print(f"  {name:15s} {1e3 * t:8.0f} ms  (min {1e3 * min(times[name]):.0f}, max {1e3 * max(times[name]):.0f}; "
+                  f"XLA cost analysis {flops[name] / 1e9:.1f} GFLOP)")
+        print(f"  haiku / nnx (scan) = {med['haiku'] / med['nnx (scan)']:.3f}, "
               f"haiku / nnx (unrolled) = {med['haiku'] / med['nnx (unrolled)']:.3f}; max |logit difference| {diff:.3g}")
-
 
 if __name__ == "__main__":
     main()

@@ -120,7 +120,7 @@ def _keep_datasets(config: RunConfig, tasks: Mapping[str, Sequence[str] | None])
     if unknown:
         raise ValueError(f"demo tasks: unknown domain {unknown[0]!r} (expected some of {sorted(known)})")
     datasets = {name: dataclasses.replace(known[name], tasks=tuple(t) if t is not None else known[name].tasks)
-                for name in tasks}
+                for name, t in tasks.items()}
     weights = config.mixture.weights
     mixture = config.mixture if weights is None else dataclasses.replace(
         config.mixture, weights={d: w for d, w in weights.items() if d in datasets})

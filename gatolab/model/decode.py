@@ -223,8 +223,12 @@ def _extend(model: Gato, cache, chunk: TokenBatch, slots: Int[Array, "R T"], ord
     """Runs R rows' chunks against their own caches: `Gato.extend` of one row, vmapped over rows.
 
     Each row writes its own slots, so the batch axis is vmapped rather than shared; the
-    matmuls still see R x T tokens at once.
+    matmuls still see R x T tokens at once. One row calls `Gato.extend` directly (the
+    vmapped one-token cache write would become a select over the whole cache on XLA:CPU).
     """
+    if chunk.ids.shape[0] == 1:
+        return model.extend(chunk, cache, slots[0], order, query)
+
     def one(cache_row, chunk_row, slots_row, order_row, query_row):
         c1 = [(k[None], v[None]) for k, v in cache_row]
         h, c1 = model.extend(jax.tree.map(lambda x: x[None], chunk_row), c1, slots_row, order_row[None], query_row[None])
