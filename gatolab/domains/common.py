@@ -174,6 +174,27 @@ class GymTaskEnv(TaskEnv):
 
 
 # ----------------------------------------------------------------------------------
+# pygame/SDL rendering (classic control)
+# ----------------------------------------------------------------------------------
+def quiet_sdl() -> None:
+    """Keeps SDL (pygame) from probing audio and display devices an offscreen renderer never uses.
+
+    gymnasium's classic-control envs draw their rgb_array frames on a pygame Surface, but
+    first call `pygame.init()`, which starts every SDL subsystem: on a headless machine
+    the audio start prints ALSA's "ALSA lib ... cannot find card '0'" lines and the video
+    start (probing Wayland) prints "error: XDG_RUNTIME_DIR is invalid or not set", straight
+    to the process's stderr (notebook cells show them as red blocks). Our adapters render
+    offscreen only, so: SDL_AUDIODRIVER=dummy (no environment here plays sound) and, where
+    no display exists at all (neither DISPLAY nor WAYLAND_DISPLAY), SDL_VIDEODRIVER=dummy.
+    Values already set win (`setdefault`). Must run before `pygame.init()`; it sets
+    os.environ, so worker processes inherit it.
+    """
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
+# ----------------------------------------------------------------------------------
 # MuJoCo rendering (Meta-World, DM Control)
 # ----------------------------------------------------------------------------------
 _GL_PROBE = "import mujoco; c = mujoco.GLContext(16, 16); c.make_current(); c.free()"

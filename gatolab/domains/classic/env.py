@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from gatolab.domains.base import check_task
-from gatolab.domains.common import GymTaskEnv, bounds_of, require
+from gatolab.domains.common import GymTaskEnv, bounds_of, quiet_sdl, require
 from gatolab.specs import EnvSpec, FieldSpec
 
 # task -> (kind of action, success rule). Success rules: "survive" (no termination
@@ -52,6 +52,8 @@ def classic_spec(task: str) -> EnvSpec:
 class ClassicTaskEnv(GymTaskEnv):
     def __init__(self, task: str, spec: EnvSpec, render: bool = False):
         gym = _gym()
+        if render:
+            quiet_sdl()  # before gymnasium's render() calls pygame.init()
         env = gym.make(task, render_mode="rgb_array" if render else None)
         super().__init__(env, spec, task, env.spec.max_episode_steps)
         self._success_rule = CLASSIC_TASKS[task][1]
