@@ -50,8 +50,9 @@ def get_config() -> RunConfig:
         data=DataConfig(datasets=DATASETS, workers=2, shard_size=100),
         text=TEXT,
         # The paper samples actions (temperature 1) after a prompt from the start of a stored
-        # successful demonstration (Gato §2.4); 20 rollouts per control task (paper: 50).
-        eval=EvalConfig(episodes=20, language_episodes=16, agent=AgentConfig(prompt="start", temperature=1.0)),
+        # successful demonstration (Gato §2.4); 50 rollouts per control task, the paper's number
+        # (batched: all 50 rows of a task decode together).
+        eval=EvalConfig(episodes=50, language_episodes=16, agent=AgentConfig(prompt="start", temperature=1.0)),
         budget_minutes=20.0,
         probe_steps=40,
     )
