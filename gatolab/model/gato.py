@@ -7,6 +7,11 @@
 
 Axis glossary: B batch, T tokens, S key/value slots, D embed, V vocab (padded),
 P patches, H heads, K head size.
+
+Hooks: under `nnx.capture(model, layers.Record)` the network records what it computes
+on the way (`gatolab.model.inspect.record` runs that, compiled): the embedder's patch
+vectors, position bins and `embeddings`, every block's attention weights and residual
+stream (`transformer`), and the `logits`. Outside a capture nothing is recorded.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from gatolab.batch import TokenBatch
 from gatolab.model.config import ModelConfig
 from gatolab.model.embed import Embedder
 from gatolab.model.heads import Unembed
-from gatolab.model.layers import RESIDUAL, constrain, fan_in_init, param
+from gatolab.model.layers import RESIDUAL, constrain, fan_in_init, param, record
 from gatolab.model.transformer import LayerCache, Transformer, dropout, slot_mask
 
 
@@ -57,30 +62,33 @@ class Gato(nnx.Module):
         """Stage 2 only: the (B, T, D) input embeddings (dropout in training)."""
         k_pos, k_drop = jax.random.split(key) if key is not None else (None, None)
         x = self.embed(batch, train=train, key=k_pos)
-        return constrain(dropout(x, self.config.dropout, k_drop if train else None), RESIDUAL)
+        x = constrain(dropout(x, self.config.dropout, k_drop if train else None), RESIDUAL)
+        record(self, "embeddings", x)  # what block 0 reads
+        return x
 
-    def hidden(self, batch: TokenBatch, *, train: bool = False, key: jax.Array | None = None,
-               collect: bool = False):
+    def hidden(self, batch: TokenBatch, *, train: bool = False, key: jax.Array | None = None) -> Float[Array, "B T D"]:
         """Embeddings then all blocks: (B, T, D) final hidden states.
 
         Args:
           batch: the `TokenBatch` (checked against the config first: `TokenBatch.validate`).
           train: sample patch positions and apply dropout (needs `key`).
           key: PRNG key for training.
-          collect: also return the embeddings and each block's output.
         """
         batch.validate(self.config)
         if train and key is None:
             raise ValueError("Gato: train=True needs a PRNG key (key=jax.random.key(...))")
         k_emb, k_blocks = jax.random.split(key) if train else (None, None)
         x = self.embed_tokens(batch, train=train, key=k_emb)
-        h, _, outs = self.transformer(x, jnp.asarray(batch.valid, bool), key=k_blocks, collect=collect)
+        h, _ = self.transformer(x, jnp.asarray(batch.valid, bool), key=k_blocks)
         h = constrain(h, RESIDUAL)
-        return (h, {"embeddings": x, "blocks": outs}) if collect else h
+        record(self, "hidden", h)  # after the final LayerNorm when norms are "pre"
+        return h
 
     def __call__(self, batch: TokenBatch, *, train: bool = False, key: jax.Array | None = None) -> Float[Array, "B T V"]:
         """(B, T, V) next-token logits; position t predicts token t + 1 (Gato §2.3)."""
-        return logits(self, self.hidden(batch, train=train, key=key))
+        out = logits(self, self.hidden(batch, train=train, key=key))
+        record(self, "logits", out)
+        return out
 
     # --- deployment (Gato §2.4): extend a key/value cache -----------------------------
     def init_cache(self, batch_size: int, slots: int, dtype=jnp.float32) -> list[LayerCache]:
@@ -104,7 +112,7 @@ class Gato(nnx.Module):
           (hidden (B, T, D), updated cache).
         """
         x = self.embed_tokens(chunk, train=False)
-        h, cache, _ = self.transformer(x, mask=slot_mask(slot_order, query_order), cache=cache, slots=slots)
+        h, cache = self.transformer(x, mask=slot_mask(slot_order, query_order), cache=cache, slots=slots)
         return h, cache
 
 

@@ -155,3 +155,23 @@ class Conv3x3(nnx.Module):
             x.astype(dtype), self.kernel[...].astype(dtype), window_strides=(1, 1), padding="SAME",
             dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=jnp.float32)
         return y + self.bias[...]
+
+
+class Record(nnx.Intermediate):
+    """Values the network records about itself for inspection (`gatolab.model.inspect`).
+
+    Modules `sow` attention weights, residual streams, embeddings and logits into this
+    collection only inside `nnx.capture(fn, Record)`; anywhere else `record` returns
+    before touching the value, so training and decoding trace exactly as without hooks.
+    """
+
+
+def recording(module: nnx.Module) -> bool:
+    """True while `module` runs under `nnx.capture(..., Record)` (flax sets its captures)."""
+    return any(type(v) is Record for v in getattr(module, "__captures__", ()))
+
+
+def record(module: nnx.Module, name: str, value) -> None:
+    """`module.sow(Record, name, value)` when recording, else nothing (one value per name: the latest)."""
+    if recording(module):
+        module.sow(Record, name, value, reduce_fn=lambda _, new: new)

@@ -10,6 +10,13 @@ K head size, F ff hidden.
 
 On a mesh the residual stream, the MLP hidden layer and the per-head queries, keys,
 values and attention outputs are pinned by logical axis names (`layers.constrain`).
+
+Hooks (`layers.Record`, recorded only under `nnx.capture(..., Record)`; see
+`gatolab.model.inspect`): each block's `attn` records `attention_weights` (B, H, T, S),
+the softmax it multiplies the values with (zero where masked, and above the diagonal
+in the blocked causal pass); each block records `residual` (B, T, D), its output. Under
+`scan_layers` and `remat="block"` the blocks run as pure functions; their records are
+returned as scan/checkpoint outputs and re-recorded on each block, so they are the same.
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
 from gatolab.model.config import ModelConfig
-from gatolab.model.layers import (MLP_HIDDEN, PER_HEAD, RESIDUAL, LayerNorm, compute_dtype, constrain, einsum, fan_in_init,
-                                  param, zeros_param)
+from gatolab.model.layers import (MLP_HIDDEN, PER_HEAD, RESIDUAL, LayerNorm, Record, compute_dtype, constrain, einsum,
+                                  fan_in_init, param, record, recording, zeros_param)
 
 # A layer's cache: keys and values, each (B, S, H, K).
 LayerCache = tuple[Array, Array]
@@ -118,23 +125,22 @@ class Attention(nnx.Module):
             k_cache, v_cache = cache
             k = k_cache.at[:, slots].set(k.astype(k_cache.dtype))  # (B, S, H, K)
             v = v_cache.at[:, slots].set(v.astype(v_cache.dtype))
-            ctx, _ = self._attend(q, k, v, mask)
+            ctx, w = self._attend(q, k, v, mask)
+            record(self, "attention_weights", w)  # (B, H, T, S): over the cache slots
             return self._output(ctx), (k, v)
         t = x.shape[1]
         block = t if block <= 0 else min(block, t)
-        outs = []
+        outs, probs = [], []
         for start in range(0, t, block):
             end = min(start + block, t)
             causal = (jnp.arange(start, end)[:, None] >= jnp.arange(end)[None, :])[None]  # (1, Tb, S)
-            ctx, _ = self._attend(q[:, start:end], k[:, :end], v[:, :end], causal & valid[:, None, :end])
+            ctx, w = self._attend(q[:, start:end], k[:, :end], v[:, :end], causal & valid[:, None, :end])
             outs.append(ctx)
+            if recording(self):  # the keys this query block skipped (all in its future) get weight 0
+                probs.append(jnp.pad(w, ((0, 0), (0, 0), (0, 0), (0, t - end))))
+        if probs:
+            record(self, "attention_weights", jnp.concatenate(probs, axis=2))  # (B, H, T, T)
         return self._output(jnp.concatenate(outs, axis=1) if len(outs) > 1 else outs[0]), None
-
-    def weights(self, x: Float[Array, "B T D"], valid: Bool[Array, "B T"]) -> Float[Array, "B H T S"]:
-        """Causal attention probabilities of every head (for plots)."""
-        q, k, _ = self.qkv(x)
-        logits = jnp.where(causal_mask(valid)[:, None], einsum("BTHK,BSHK->BHTS", q, k, self.dtype), _NEG)
-        return jax.nn.softmax(logits, axis=-1)
 
 
 class MLP(nnx.Module):
@@ -200,12 +206,29 @@ class Block(nnx.Module):
             a, cache = self.attn(x, valid, **kw)
             x = constrain(self.ln_attn(x + dropout(a, self.rate, k1)), RESIDUAL)
             x = constrain(self.ln_mlp(x + dropout(self.mlp(x), self.rate, k2)), RESIDUAL)
+        record(self, "residual", x)
         return x, cache
 
 
-def _block_apply(graphdef, state, x, valid, key, *, block: int):
-    """A block as a pure function of its parameters (for jax.checkpoint)."""
-    return nnx.merge(graphdef, state)(x, valid, key, block=block)[0]
+def _block_apply(graphdef, state, x, valid, key, *, block: int, capture: bool = False):
+    """A block as a pure function of its parameters (for jax.checkpoint and lax.scan).
+
+    Returns (output, its records as a flat {path: array} dict; empty unless `capture`).
+    """
+    blk = nnx.merge(graphdef, state)
+    if not capture:
+        return blk(x, valid, key, block=block)[0], {}
+    (y, _), recs = nnx.capture(blk, Record)(x, valid, key, block=block)
+    return y, {path: var.get_value() for path, var in nnx.to_flat_state(recs)}
+
+
+def _rerecord(block: Block, recs: dict[tuple, Array]) -> None:
+    """Records on `block` (and its submodules) what its pure-function run recorded."""
+    for path, value in recs.items():
+        module = block
+        for name in path[:-1]:
+            module = getattr(module, name)
+        record(module, path[-1], value)
 
 
 class Transformer(nnx.Module):
@@ -219,7 +242,7 @@ class Transformer(nnx.Module):
 
     def __call__(self, x: Float[Array, "B T D"], valid: Bool[Array, "B T"] | None = None, *, key: jax.Array | None = None,
                  mask: Bool[Array, "B T S"] | None = None, cache: list[LayerCache] | None = None,
-                 slots: Int[Array, "T"] | None = None, collect: bool = False):
+                 slots: Int[Array, "T"] | None = None):
         """Runs every block.
 
         Args:
@@ -229,32 +252,31 @@ class Transformer(nnx.Module):
           mask: deployment only: which key slot each query may see, (B, T, S).
           cache: deployment only: per-layer (keys, values) of shape (B, S, H, K),
             written at `slots`.
-          collect: also return each block's output (for the architecture notebook).
 
         Returns:
-          (hidden (B, T, D), new cache or None, list of per-block outputs or None).
+          (hidden (B, T, D), new cache or None).
         """
-        if cache is None and not collect and self.config.scan_layers and len(self.blocks) > 1:
+        if cache is None and self.config.scan_layers and len(self.blocks) > 1:
             x = self._scan(x, valid, key)
-            return (self.ln_final(x) if self.config.norm == "pre" else x), None, None
+            return (self.ln_final(x) if self.config.norm == "pre" else x), None
         keys = list(jax.random.split(key, len(self.blocks))) if key is not None else [None] * len(self.blocks)
-        new_cache, outputs = [], []
+        new_cache = []
         for i, block in enumerate(self.blocks):
             if cache is None and self.config.remat == "block":
                 # Recompute this block's activations in the backward pass (less memory).
                 graphdef, state = nnx.split(block)
-                x = jax.checkpoint(functools.partial(_block_apply, graphdef, block=self.config.attention_block))(
-                    state, x, valid, keys[i])
+                step = functools.partial(_block_apply, graphdef, block=self.config.attention_block,
+                                         capture=recording(self))
+                x, recs = jax.checkpoint(step)(state, x, valid, keys[i])
+                _rerecord(block, recs)
             elif cache is None:
                 x, _ = block(x, valid, keys[i], block=self.config.attention_block)
             else:
                 x, c = block(x, key=None, mask=mask, cache=cache[i], slots=slots)
                 new_cache.append(c)
-            if collect:
-                outputs.append(x)
         if self.config.norm == "pre":
             x = self.ln_final(x)
-        return x, (new_cache if cache is not None else None), (outputs if collect else None)
+        return x, (new_cache if cache is not None else None)
 
     def _scan(self, x: Float[Array, "B T D"], valid: Bool[Array, "B T"], key: jax.Array | None) -> Float[Array, "B T D"]:
         """The training / full forward pass as a `lax.scan` over layers.
@@ -271,13 +293,15 @@ class Transformer(nnx.Module):
         stacked = jax.tree.map(lambda *a: jnp.stack(a), *[st for _, st in splits])
         n = len(self.blocks)
         keys = jax.random.split(key, n) if key is not None else None
-        step = functools.partial(_block_apply, graphdef, block=self.config.attention_block)
+        step = functools.partial(_block_apply, graphdef, block=self.config.attention_block, capture=recording(self))
         if self.config.remat == "block":
             step = jax.checkpoint(step)
 
         def body(h, xs):
             st, k = xs
-            return step(st, h, valid, k), None
+            return step(st, h, valid, k)
 
-        x, _ = jax.lax.scan(body, x, (stacked, keys))
+        x, recs = jax.lax.scan(body, x, (stacked, keys))  # recs: each record stacked over layers (L, ...)
+        for i, block in enumerate(self.blocks):
+            _rerecord(block, {path: value[i] for path, value in recs.items()})
         return x
