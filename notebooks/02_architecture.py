@@ -128,11 +128,36 @@ vizm.preset_table(table, gl.model.PARAM_CONVENTION)
 # %%
 obs_only = step.slice(0, len(step) - spec.num_action_tokens)
 decoder = gl.model.Decoder(model)
-decoder.observe(obs_only)
-action_ids = decoder.sample_action(tokenizer.action_token_ranges(spec), temperature=1.0, rng=jax.random.key(SEED))
+sampled = decoder.act(obs_only, tokenizer.action_token_ranges(spec), temperature=1.0, rng=jax.random.key(SEED))
+action_ids, action_probs = sampled.ids[0], sampled.probs[0]
 action = tokenizer.decode_action(action_ids, spec)
 print("legal id ranges:", tokenizer.action_token_ranges(spec).tolist())
-print("sampled ids:", action_ids.tolist(), "->", action)
+print("sampled ids:", action_ids.tolist(), "with probabilities", action_probs.round(4).tolist(), "->", action)
+
+# %% [markdown]
+# ## Stepping through the network, one token at a time
+# `gl.viz.stepper.ArchitectureStepper` runs the timestep (with the action the decoder just sampled)
+# through the network once, under the model's own hooks: the attention weights, residual stream and
+# logits are what the forward pass recorded (`gl.model.inspect.record`, Flax NNX `sow` into an
+# `Intermediate` collection), not a second implementation. Click any token of the strip to see its
+# path: its raw value or patch and the vectors summed into its embedding (§2.1–2.2, C.2–C.3), the
+# attention it pays over the context per layer and head (§2.2), its residual-stream norm per layer,
+# and for an action token the distribution over its legal ids, the chosen one marked and decoded
+# back to the action value (§2.3–2.4).
+
+# %%
+stepper = gl.viz.stepper.ArchitectureStepper(model, gl.viz.stepper.with_action_ids(step, action_ids, tokenizer, spec),
+                                             tokenizer, spec,
+                                             title=f"{preset}: one timestep, the sampled action {action_ids.tolist()}")
+stepper.display()
+
+# %% [markdown]
+# The panels of the first action token (the discrete button), also as plain figures so that the
+# executed notebook's HTML export shows them:
+
+# %%
+first_action = int(np.flatnonzero(step.is_action)[0])
+gl.viz.stepper.show_figures(stepper.figures(first_action))
 
 # %% [markdown]
 # ## The same network in Haiku
@@ -166,6 +191,10 @@ HTML("<div style='display:flex; gap:2em'>" + "".join(
 # %%
 loss, loss_metrics = gl.model.inspect.loss(model, batch)
 upper = float(np.triu(weights, k=1).sum())
+views = [stepper.view(int(i)) for i in np.flatnonzero(step.is_action)]
+image_token = int(np.flatnonzero(step.modality == int(gl.Modality.IMAGE))[-1])
+image_view = stepper.view(image_token)
+stepper_attention = np.stack([stepper.view(i)["attention"] for i in range(len(step))], axis=2)  # (L, H, T, T)
 metrics = {
     "preset": preset,
     "num_params": gl.model.count_params(model),
@@ -185,6 +214,20 @@ metrics = {
     "action_ids": action_ids.tolist(),
     "haiku_max_logit_diff": haiku_max_diff,
     "haiku_parameter_tensors": len(parameter_map),
+    "stepper_tokens": len(stepper.seq),
+    "stepper_attention_rows_sum_to_one": bool(np.allclose(stepper_attention.sum(-1), 1.0, atol=1e-5)),
+    # the tokens before the first action are the same in both sequences (the stepper's holds the sampled action)
+    "stepper_attention_matches_layer_weights": float(np.abs(stepper_attention[LAYER, HEAD][:first_action, :first_action]
+                                                            - weights[:first_action, :first_action]).max()),
+    "stepper_residual_norms": views[0]["residual_norms"].tolist(),
+    "stepper_action_probs": [v["action"]["chosen_prob"] for v in views],
+    "decoder_action_probs": action_probs.tolist(),
+    "stepper_vs_decoder_max_diff": float(np.max(np.abs(np.array([v["action"]["chosen_prob"] for v in views]) - action_probs))),
+    "stepper_action_values": [v["action"]["chosen_value"] for v in views],
+    "decoded_action_values": [float(x) for x in np.concatenate([np.ravel(action[k]) for k in spec.action_order])],
+    "stepper_action_dists_sum_to_one": bool(all(abs(v["action"]["probs"].sum() - 1) < 1e-6 for v in views)),
+    "stepper_image_bins": [image_view["row_bin"], image_view["col_bin"]],
+    "stepper_embedding_norms": image_view["embedding_norms"],
     "action_ids_legal": bool(np.all((action_ids >= tokenizer.action_token_ranges(spec)[:, 0]) & (action_ids < tokenizer.action_token_ranges(spec)[:, 1]))),
 }
 gl.notebooks.write_metrics(OUT_DIR, metrics)

@@ -11,7 +11,7 @@ import plotly.io as pio
 
 pio.renderers.default = "plotly_mimetype+notebook"
 
-_SUBMODULES = ("tokens", "model", "data", "training", "rollouts", "video", "experiments")
+_SUBMODULES = ("tokens", "model", "data", "training", "rollouts", "video", "experiments", "stepper")
 
 
 def __getattr__(name):
