@@ -35,9 +35,12 @@ TEMPERATURE = 1.0
 MAX_STEPS = None  # None: the environment's own limit
 TRAIN_STEPS = 300  # only used when CHECKPOINT does not exist
 EVAL_EPISODES = 10
+PAUSE_AT = 2  # the timestep the widget pauses at to open the stepper
 
 # %%
 import os
+
+import numpy as np
 
 import gatolab as gl
 
@@ -90,6 +93,38 @@ widget.display()
 widget_trace = widget.run()
 
 # %% [markdown]
+# ## Pause / Step: the network at one decision
+# Pressing **Run** plays the episode in the background, so **Pause** is heard while it plays.
+# Paused at a timestep (the agent has chosen its action, the environment has not received it),
+# the widget opens `gl.viz.stepper.ArchitectureStepper` on the tokens the agent has seen -- its
+# prompt, every observation and its own actions, cut to its context -- with the frame it saw:
+# click any token for its embedding, its attention per layer and head, its residual-stream norm,
+# and, on the action tokens, the distribution over the legal ids that the agent sampled from.
+# **Step** plays one timestep and pauses again; **Resume** plays on. The stepper's view is one
+# full forward pass over that context with the model's own hooks (`gl.model.inspect.record`);
+# its action distribution equals the cached decoder's, below. `start(pause_at=...)` is Run then
+# Pause at that timestep, for a non-interactive run:
+
+# %%
+widget.start(pause_at=PAUSE_AT)
+print(widget.status.value)
+stepper_actions = widget.stepper.last_action()
+print("agent's probabilities:  ", widget.paused_step.probs.round(5).tolist())
+print("stepper's probabilities:", [round(a["chosen_prob"], 5) for a in stepper_actions])
+
+# %% [markdown]
+# The stepper's panels for the first action token the agent is about to emit (also as plain
+# figures, for the HTML export):
+
+# %%
+gl.viz.stepper.show_figures(widget.stepper.figures())
+
+# %%
+widget.resume()
+resumed_trace = widget.join()
+print(widget.status.value)
+
+# %% [markdown]
 # ## A small evaluation (GATO_SPEC §6)
 # Normalised score = (agent − random) / (expert − random), with the expert and random
 # returns measured in `data_cards/returns.json`.
@@ -110,6 +145,18 @@ gl.notebooks.write_metrics(OUT_DIR, {
     "widget_length": widget_trace.length,
     "widget_status": widget.status.value,
     "widget_videos": len(widget.video.outputs),
+    "stepper_paused_at": widget.paused_at,
+    "stepper_context_tokens": len(widget.stepper.seq),
+    "stepper_probs": [a["chosen_prob"] for a in stepper_actions],
+    "agent_probs": widget.paused_step.probs.tolist(),
+    "stepper_vs_agent_max_diff": float(np.max(np.abs(np.array([a["chosen_prob"] for a in stepper_actions]) - widget.paused_step.probs))),
+    "stepper_first_dist_max_diff": float(np.abs(stepper_actions[0]["probs"] - widget.paused_step.first_dist).max()),
+    "stepper_chosen_ids": [a["chosen"] for a in stepper_actions],
+    "agent_ids": widget.paused_step.ids.tolist(),
+    "stepper_attention_rows_sum_to_one": bool(np.allclose(widget.stepper.view(widget.stepper.selected)["attention"].sum(-1), 1.0, atol=1e-5)),
+    "stepper_panels": len(widget.stepper.figures()),
+    "resumed_length": resumed_trace.length,
+    "resumed_status": widget.status.value,
     "eval_score": results.rows[0]["normalised_score"],
     "eval_return": results.rows[0]["mean_return"],
 })

@@ -3,13 +3,14 @@
     trace = gl.agent.play(agent, "classic", "CartPole-v1", render=True)
     gl.viz.video.show_video(trace.frames)             # inline mp4 (mediapy)
     gl.viz.rollouts.trace_figure(trace)               # action-token probabilities + return so far
-    gl.viz.rollouts.RolloutWidget(["runs/demo/train"]).display()   # pick, Run, watch, replay
+    gl.viz.rollouts.RolloutWidget(["runs/demo/train"]).display()   # pick, Run, Pause / Step, watch, replay
     gl.viz.rollouts.figure5(results.figure5)          # Gato Figure 5 (GATO_SPEC §6)
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from plotly.subplots import make_subplots
 
 from gatolab.agent import AgentConfig, GatoAgent, play
 from gatolab.domains import registry
+from gatolab.viz.stepper import ArchitectureStepper, WatchedAgent
 from gatolab.viz.video import png, video_html
 
 def domain_colour(name: str | None) -> str:
@@ -103,6 +105,14 @@ class RolloutWidget:
     `run()` does what the button does and returns the `EpisodeTrace`, so it also works
     headless (tests, papermill).
 
+    Pause / Step (mode 2 of `gl.viz.stepper`): the Run button plays the episode in a
+    background thread, so Pause is heard while it plays. Paused at a timestep -- after the
+    agent chose its action, before the environment gets it -- the widget opens an
+    `ArchitectureStepper` on the tokens the agent has seen (prompt, observations, its
+    actions; `WatchedAgent`) with the action it is about to emit, the frame it saw beside
+    it. Step plays one timestep and pauses again; Resume plays on. Headless:
+    `start(pause_at=t)` returns once paused at timestep t, then `resume()` and `join()`.
+
     Args:
       checkpoints: run directories to choose from.
       domains: control domains offered (default: those of `tasks`, else every control domain).
@@ -128,15 +138,31 @@ class RolloutWidget:
         self.prompt = w.Dropdown(options=["start", "end", "none"], description="prompt", style=style)
         self.temperature = w.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.1, description="temperature", style=style)
         self.button = w.Button(description="Run", button_style="primary", icon="play")
+        self.pause_button = w.Button(description="Pause", icon="pause", disabled=True)
+        self.step_button = w.Button(description="Step", icon="step-forward", disabled=True)
         self.status = w.HTML("press Run")
+        self.inspector = w.VBox([])  # the stepper on the paused timestep
+        self.stepper: ArchitectureStepper | None = None
+        self.paused_step = None  # the agent's StepInfo at the paused timestep
+        self.paused_at: int | None = None
+        self._go = threading.Event()  # set: play on; cleared: pause at the next decision
+        self._go.set()
+        self._paused = threading.Event()  # set while paused (headless callers wait on it)
+        self._done = threading.Event()
+        self._step_once = False
+        self._pause_at: int | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         self.frame = w.Image(format="png", width=320)
         self.video = w.Output()
         self.panel = w.Output()  # a plotly figure per run (FigureWidget would need anywidget)
         self.domain.observe(lambda ch: setattr(self.task, "options", self._tasks[ch["new"]]), names="value")
-        self.button.on_click(lambda _: self.run())
+        self.button.on_click(lambda _: self.start())
+        self.pause_button.on_click(lambda _: self.resume() if self._paused.is_set() else self.pause())
+        self.step_button.on_click(lambda _: self.step())
         controls = w.VBox([self.checkpoint, self.domain, self.task, self.seed, self.prompt, self.temperature,
-                           w.HBox([self.button, self.status])])
-        self.box = w.VBox([w.HBox([controls, w.VBox([self.frame, self.video])]), self.panel])
+                           w.HBox([self.button, self.pause_button, self.step_button]), self.status])
+        self.box = w.VBox([w.HBox([controls, w.VBox([self.frame, self.video])]), self.panel, self.inspector])
 
     def display(self):
         display(self.box)
@@ -152,12 +178,98 @@ class RolloutWidget:
             self._agents[key] = GatoAgent.from_checkpoint(self.checkpoint.value, cfg)
         return self._agents[key]
 
+    # --- Pause / Step -----------------------------------------------------------------------
+    def start(self, pause_at: int | None = None, timeout: float = 600.0):
+        """Plays one episode in a background thread (what Run does); returns at once, or, with
+        `pause_at`, once paused at that timestep (or when the episode ended before it)."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._pause_at, self._error = pause_at, None
+        self._go.set()
+        self._paused.clear()
+        self._done.clear()
+
+        def target():
+            try:
+                self.run()
+            except BaseException as e:  # noqa: BLE001 - shown in the status line by run(); kept for join()
+                self._error = e
+            finally:
+                self._done.set()
+
+        self._thread = threading.Thread(target=target, daemon=True, name="RolloutWidget")
+        self._thread.start()
+        if pause_at is not None:
+            t0 = time.perf_counter()
+            while not (self._paused.wait(0.05) or self._done.is_set()):
+                if time.perf_counter() - t0 > timeout:
+                    raise TimeoutError(f"RolloutWidget.start: not paused within {timeout} s")
+            if self._error is not None:
+                raise self._error
+        return self
+
+    def pause(self) -> None:
+        """Pauses at the agent's next decision (the Pause button)."""
+        self._go.clear()
+
+    def resume(self) -> None:
+        """Plays on (the button that reads Resume while paused)."""
+        self._step_once = False
+        self._go.set()
+
+    def step(self) -> None:
+        """Plays one timestep and pauses again (the Step button)."""
+        self._step_once = True
+        self._go.set()
+
+    def join(self, timeout: float | None = 600.0):
+        """Waits for the background episode; returns its `EpisodeTrace` (re-raises its error)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._error is not None:
+            raise self._error
+        return self.trace
+
+    def _on_decision(self, watched: WatchedAgent) -> None:
+        """Called by the `WatchedAgent` once the action is chosen, before the environment steps."""
+        if self._step_once:
+            self._step_once = False
+            self._go.clear()
+        if self._pause_at is not None and watched.timestep >= self._pause_at:
+            self._pause_at = None
+            self._go.clear()
+        if self._go.is_set():
+            return
+        self._show_paused(watched)
+        self._paused.set()
+        self.pause_button.description, self.pause_button.icon = "Resume", "play"
+        self.step_button.disabled = False
+        self._go.wait()
+        self._paused.clear()
+        self.pause_button.description, self.pause_button.icon = "Pause", "pause"
+        self.step_button.disabled = True
+        self.status.value = f"playing from step {watched.timestep + 1} ..."
+
+    def _show_paused(self, watched: WatchedAgent) -> None:
+        self.paused_at, self.paused_step = watched.timestep, watched.last_steps[0]
+        self.status.value = f"paused at timestep {watched.timestep}: opening the stepper ..."
+        frame = watched.envs[0].render() if watched.envs else None
+        self.stepper = watched.stepper()
+        seen = w.Image(value=png(frame), format="png", width=240) if frame is not None else w.HTML("(no frame)")
+        action = {k: np.round(np.asarray(v), 3).tolist() for k, v in self.paused_step.action.items()}
+        note = w.HTML(f"<b>timestep {watched.timestep}</b>: the frame the agent saw; it is about to emit<br>"
+                      f"ids {self.paused_step.ids.tolist()} &rarr; {action}<br>(p = "
+                      f"{np.round(self.paused_step.probs, 4).tolist()})")
+        self.inspector.children = [w.HBox([seen, note]), self.stepper.widget()]
+        self.status.value = f"paused at timestep {watched.timestep} · Step or Resume"
+
     def run(self):
         """Runs one episode with the current selection; returns its `EpisodeTrace`."""
         self.button.disabled = True
+        self.pause_button.disabled = False
         self.status.value = f"loading {self.checkpoint.value} ..."
         try:
-            agent = self.agent()
+            agent = WatchedAgent(self.agent(), on_decision=self._on_decision)
             self.video.outputs = ()
 
             last = [-1.0]
@@ -193,3 +305,4 @@ class RolloutWidget:
             raise
         finally:
             self.button.disabled = False
+            self.pause_button.disabled, self.step_button.disabled = True, True
