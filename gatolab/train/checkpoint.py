@@ -343,7 +343,7 @@ def save_model(path: str | os.PathLike, model: Gato, tokenizer: GatoTokenizer, *
     train_config = dict(meta.get("train_config") or {})
     optim = OptimConfig(**train_config.get("optim", {}))
     train_config["optim"] = dataclasses.asdict(optim)
-    optimizer = nnx.Optimizer(model, make_optimizer(optim), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, make_optimizer(optim, train_config.get("freeze", ())), wrt=nnx.Param)
     state = {"model": nnx.to_pure_dict(nnx.state(model)), "optimizer": nnx.to_pure_dict(nnx.state(optimizer))}
     meta.update(model_config=model.config.to_json(), train_config=train_config, **tokenizer_meta(tokenizer))
     ck = Checkpointer(Path(path) / "checkpoints", keep=None)
@@ -375,7 +375,9 @@ def load_model(path: str | os.PathLike, step: int | None = None):
     model = Gato(config, rngs=nnx.Rngs(0))
     # The checkpoint holds {"model": ..., "optimizer": ...}: rebuild the optimizer from the
     # stored train config so the whole tree has a known structure, then keep the model part.
-    optimizer = nnx.Optimizer(model, make_optimizer(OptimConfig(**meta["train_config"]["optim"])), wrt=nnx.Param)
+    train_config = meta["train_config"]
+    optimizer = nnx.Optimizer(model, make_optimizer(OptimConfig(**train_config["optim"]), train_config.get("freeze", ())),
+                              wrt=nnx.Param)
     state = nnx.state(model)
     abstract = {"model": nnx.to_pure_dict(state), "optimizer": nnx.to_pure_dict(nnx.state(optimizer))}
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract)

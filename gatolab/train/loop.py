@@ -36,6 +36,7 @@ from gatolab import io_utils
 from gatolab.batch import Batch, TokenBatch
 from gatolab.model import Gato, ModelConfig, loss_fn, target_bucket
 from gatolab.model.config import block_param_count
+from gatolab.train import finetune
 from gatolab.train import sharding as shd
 from gatolab.train.checkpoint import Checkpointer, CheckpointDamaged, CheckpointError, decode_bytes, encode_bytes, warn
 from gatolab.train.optim import OptimConfig, learning_rate_schedule, make_optimizer
@@ -68,6 +69,12 @@ class TrainConfig:
       peak_flops: the device's peak FLOP/s for MFU; None measures a float32 matmul.
       max_seconds: a wall-clock budget for this invocation; when spent, the loop writes a
         checkpoint and returns early (re-running resumes). None = no limit.
+      init_from: start from the parameters of another run (a run folder, its checkpoints
+        folder or one step's folder; `init_step` picks a step, default the latest) with a
+        fresh optimiser and schedule: fine-tuning (Gato §5.2). The network and tokenizer
+        must match (`gatolab.train.finetune`); the run records what it started from.
+      freeze: parameter path prefixes the optimiser leaves at their values
+        (`gl.train.optim.make_optimizer`), e.g. ("embed",).
     """
 
     preset: str = "tiny"
@@ -85,6 +92,9 @@ class TrainConfig:
     peak_flops: float | None = None
     max_seconds: float | None = None
     prefetch: int = 2
+    init_from: str | None = None
+    init_step: int | None = None
+    freeze: tuple[str, ...] = ()
 
     @classmethod
     def preset_config(cls, name: str, **overrides: Any) -> TrainConfig:
@@ -101,8 +111,9 @@ class TrainConfig:
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """`dataclasses.replace`, plus dotted keys into `optim.` and `model.` (e.g. "optim.peak_lr")."""
-        optim = dict(dataclasses.asdict(self.optim))
-        model = dict(self.model_overrides)
+        # Dotted keys apply on top of an `optim` / `model_overrides` given in the same call.
+        optim = dict(dataclasses.asdict(overrides.get("optim", self.optim)))
+        model = dict(overrides.get("model_overrides", self.model_overrides))
         top = {}
         for key, value in overrides.items():
             if key.startswith("optim."):
@@ -117,9 +128,7 @@ class TrainConfig:
                     raise ValueError(f"unknown training setting {key!r}")
                 top[key] = value
         cfg = dataclasses.replace(self, **top)
-        if "optim" not in top:
-            cfg = dataclasses.replace(cfg, optim=OptimConfig(**optim))
-        return dataclasses.replace(cfg, model_overrides=model)
+        return dataclasses.replace(cfg, optim=OptimConfig(**optim), model_overrides=model)
 
     def model_config(self) -> ModelConfig:
         return ModelConfig.preset(self.preset, **dict(self.model_overrides))
@@ -132,6 +141,7 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["model_overrides"] = dict(self.model_overrides)
         d["mesh_shape"] = list(self.mesh_shape) if self.mesh_shape else None
+        d["freeze"] = list(self.freeze)
         return d
 
     @classmethod
@@ -139,6 +149,7 @@ class TrainConfig:
         d = dict(d)
         d["optim"] = OptimConfig(**d["optim"])
         d["mesh_shape"] = tuple(d["mesh_shape"]) if d.get("mesh_shape") else None
+        d["freeze"] = tuple(d.get("freeze", ()))
         return cls(**d)
 
 
@@ -279,7 +290,9 @@ class Trainer:
         self.mesh = shd.make_mesh(config.mesh_shape)
         self.model = Gato(self.model_config, rngs=nnx.Rngs(config.seed))
         shd.shard_model(self.model, self.mesh)
-        self.optimizer = nnx.Optimizer(self.model, make_optimizer(config.optim), wrt=nnx.Param)
+        if config.freeze:
+            finetune.check_freeze(config.freeze, nnx.state(self.model, nnx.Param))
+        self.optimizer = nnx.Optimizer(self.model, make_optimizer(config.optim, config.freeze), wrt=nnx.Param)
         self.lr = learning_rate_schedule(config.optim)
         self.graphdef, self.state = nnx.split((self.model, self.optimizer))
         self.step = 0
@@ -425,6 +438,26 @@ class Trainer:
         self.step = int(meta["step"])
         self.source.set_state(_from_json_state(meta["data_state"]))
 
+    def _init_from(self, resumed: bool) -> None:
+        """A fine-tuning run: its first invocation takes the pretrained parameters (placed as
+        the model's own are) and records where they came from; a resumed one keeps that record."""
+        record_file = self.out_dir / finetune.INIT_FILE
+        if resumed:
+            if record_file.exists():
+                self.extra_meta["init_from"] = json.loads(record_file.read_text())
+            return
+        params, record = finetune.load_init(self.config.init_from, self.config.init_step, self.model_config,
+                                            (self.extra_meta.get("tokenizer") or None))
+        pure = nnx.to_pure_dict(self.state)
+        finetune.check_shapes(str(self.config.init_from), params, pure[0])
+        pure[0] = jax.tree.map(lambda new, old: jax.device_put(np.asarray(new, old.dtype), old.sharding), params, pure[0])
+        nnx.replace_by_pure_dict(self.state, pure)
+        self.extra_meta["init_from"] = record
+        if jax.process_index() == 0:
+            io_utils.atomic_write_json(record_file, record)
+            print(f"init_from: step {record['step']} of {record['path']} (parameters sha256 {record['params_sha256'][:16]}…)",
+                  flush=True)
+
     def _set_aside(self, damaged: list[tuple[int, CheckpointDamaged]]) -> None:
         """Moves the damaged steps out of orbax's way (process 0; every host waits for it) and
         keeps the event for metrics.jsonl, so the run's record says where it resumed from."""
@@ -460,6 +493,8 @@ class Trainer:
         cfg = self.config
         self.out_dir.mkdir(parents=True, exist_ok=True)
         resumed = self.restore()
+        if cfg.init_from is not None:
+            self._init_from(resumed)
         if jax.process_index() == 0:
             io_utils.atomic_write_json(self.out_dir / "config.json", {"train_config": cfg.to_json(),
                                                                      "model_config": self.model_config.to_json(),

@@ -9,7 +9,9 @@ available for ablations and off by default.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
+import jax
 import optax
 
 
@@ -47,9 +49,33 @@ def learning_rate_schedule(cfg: OptimConfig) -> optax.Schedule:
     )
 
 
-def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
-    """AdamW per GATO_SPEC §4, optionally preceded by global-norm clipping."""
-    adamw = optax.adamw(learning_rate_schedule(cfg), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    if cfg.clip_norm is None:
-        return adamw
-    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), adamw)
+def make_optimizer(cfg: OptimConfig, freeze: Sequence[str] = ()) -> optax.GradientTransformation:
+    """AdamW per GATO_SPEC §4, optionally preceded by global-norm clipping.
+
+    `freeze`: parameter path prefixes (`parameter_path`: "embed", "embed/patch",
+    "transformer") held at their values, e.g. when fine-tuning (Gato §5.2 does not say which
+    parts it trains; [open]): neither the update nor AdamW's weight decay moves them, and a
+    clipping norm counts only the trained parameters.
+    """
+    tx = optax.adamw(learning_rate_schedule(cfg), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    if cfg.clip_norm is not None:
+        tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
+    if not freeze:
+        return tx
+    frozen = tuple(freeze)
+
+    def labels(params):
+        return jax.tree_util.tree_map_with_path(lambda p, _: "frozen" if is_frozen(parameter_path(p), frozen) else "train",
+                                                params)
+
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
+def parameter_path(key_path) -> str:
+    """A parameter's path as "embed/patch/conv1/kernel" (the dict keys of its key path)."""
+    return "/".join(str(k.key) for k in key_path if isinstance(k, jax.tree_util.DictKey))
+
+
+def is_frozen(path: str, freeze: Sequence[str]) -> bool:
+    """Whether `path` lies under one of the `freeze` prefixes (whole path parts: "embed" is not "embedding")."""
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in freeze)

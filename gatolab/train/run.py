@@ -158,6 +158,10 @@ def add_cli(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="optimiser steps: steps=...")
     p.add_argument("--train-preset", default=None, choices=["tiny", "paper"],
                    help="the training recipe of TrainConfig.preset_config (paper: GATO_SPEC §4's batch 512 x 1024, 1M steps)")
+    p.add_argument("--init-from", default=None, metavar="RUN_OR_CHECKPOINT",
+                   help="fine-tune: start from this run's parameters (a fresh optimiser and schedule): init_from=...")
+    p.add_argument("--freeze", nargs="+", default=None, metavar="PREFIX",
+                   help="parameter path prefixes kept at their values, e.g. embed: freeze=(...)")
     p.add_argument("--mesh", default=None, help="data,fsdp,tensor sizes, e.g. 8,1,1 or 2,4,1")
     p.add_argument("--workers", type=int, default=0, help="grain worker processes")
     p.add_argument("--distributed", action="store_true",
@@ -175,7 +179,10 @@ def cli_config(args) -> RunConfig:
     config = configs.load(args.config)
     if getattr(args, "train_preset", None):
         config = config.with_training_recipe(args.train_preset)
-    flags = {"preset": getattr(args, "preset", None), "steps": getattr(args, "steps", None)}
+    flags = {"preset": getattr(args, "preset", None), "steps": getattr(args, "steps", None),
+             "init_from": getattr(args, "init_from", None)}
+    if getattr(args, "freeze", None):
+        flags["freeze"] = tuple(args.freeze)
     if getattr(args, "mesh", None):
         flags["mesh_shape"] = tuple(int(x) for x in args.mesh.split(","))
     config = configs.apply(config, {k: v for k, v in flags.items() if v is not None})
