@@ -1,5 +1,6 @@
 """The grain mixture: weights and prompts hold statistically, rows are exact, the stream is deterministic."""
 
+import dataclasses
 import jax
 import numpy as np
 import pytest
@@ -176,6 +177,15 @@ def test_mixture_filters_low_return_episodes(tmp_path, tok):
     assert {on.draw(i).prompt_episode for i in range(2000)} - {-1} == set(range(8))
     off = mx.Mixture(mx.MixtureConfig(weights={"lowret": 1}, sequence_length=64, filter_episodes=False), [path], tok)
     assert {off.draw(i).episode for i in range(2000)} == set(range(10))
+
+    # A fine-tuning set of K episodes: the first K that pass the filter, the same in every arm.
+    eps = [dataclasses.replace(e, rewards=e.rewards * 0 + (1.0 if i in (0, 3) else 10.0) / len(e)) for i, e in enumerate(eps)]
+    path = _write_dataset(tmp_path, "kfirst", "control", spec, eps)
+    for k, want in [(1, {1}), (3, {1, 2, 4}), (100, {1, 2, 4, 5, 6, 7, 8, 9})]:
+        m = mx.Mixture(mx.MixtureConfig(weights={"kfirst": 1}, sequence_length=64, episodes_per_task=k), [path], tok)
+        assert {m.draw(i).episode for i in range(500)} == want and m.filter_report[0]["kept"] == len(want)
+    with pytest.raises(ValueError, match="episodes_per_task must be >= 1"):
+        mx.MixtureConfig(episodes_per_task=0)
 
 
 def test_within_dataset_task_vs_episode_sampling(tmp_path, tok):

@@ -100,9 +100,10 @@ def test_init_from_through_the_run_config_and_cli(pretrained):
     config = gl.configs.get("tiny", ["init_from=runs/pre", "freeze=('embed',)"])
     assert config.train.init_from == "runs/pre" and config.train.freeze == ("embed",)
     args = cli.build_parser().parse_args(["train", "--out", "x", "--init-from", str(pretrained), "--freeze", "embed",
-                                             "transformer/blocks"])
+                                             "transformer/blocks", "--episodes", "10"])
     from gatolab.train.run import cli_config
 
     c = cli_config(args)
     assert c.train.init_from == str(pretrained) and c.train.freeze == ("embed", "transformer/blocks")
+    assert c.mixture.episodes_per_task == 10
     assert gl.configs.RunConfig.from_json(c.to_json()) == c  # recorded in run_config.json, repeatable

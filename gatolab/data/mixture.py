@@ -91,6 +91,9 @@ class MixtureConfig:
       prompt_loss: whether prompt tokens are loss targets.
       prompt_control_only: prompts only for control datasets (not text / vision-language).
       pack_non_control: fill text / vision-language rows with the following episodes.
+      episodes_per_task: keep only each task's first K episodes that pass the filter, in
+        stored order (None: all). A fine-tuning set of "1, 10, 100 episodes" (Gato §5.2) is
+        then the same episodes in every arm, the larger sets holding the smaller ones.
       seed: the stream's seed.
       cache_bytes: per-process memory budget of cached tokenized episodes (LRU; each
         grain worker has its own cache).
@@ -110,6 +113,7 @@ class MixtureConfig:
     prompt_loss: bool = False
     prompt_control_only: bool = True
     pack_non_control: bool = True
+    episodes_per_task: int | None = None
     seed: int = 0
     cache_bytes: int = 1 << 30
 
@@ -120,6 +124,8 @@ class MixtureConfig:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"MixtureConfig.{name} must lie in [0, 1], got {v}")
+        if self.episodes_per_task is not None and self.episodes_per_task < 1:
+            raise ValueError(f"MixtureConfig.episodes_per_task must be >= 1 or None, got {self.episodes_per_task}")
         if self.within_dataset not in ("task", "episode"):
             raise ValueError(f"MixtureConfig.within_dataset must be 'task' or 'episode', got {self.within_dataset!r}")
         if self.weights is not None:
@@ -227,6 +233,8 @@ class Mixture:
                                                    config.filter_window_fraction)
                 else:
                     keep, e, thr = np.ones(len(idx), bool), float("nan"), float("nan")
+                if config.episodes_per_task is not None:  # the first K kept episodes, in stored order
+                    keep &= np.cumsum(keep) <= config.episodes_per_task
                 self.filter_report.append({"dataset": ds.name, "task": task, "episodes": int(len(idx)), "kept": int(keep.sum()),
                                            "expert_return": e, "threshold": thr})
                 if keep.any():

@@ -162,6 +162,9 @@ def add_cli(sub) -> None:
                    help="fine-tune: start from this run's parameters (a fresh optimiser and schedule): init_from=...")
     p.add_argument("--freeze", nargs="+", default=None, metavar="PREFIX",
                    help="parameter path prefixes kept at their values, e.g. embed: freeze=(...)")
+    p.add_argument("--episodes", type=int, default=None, metavar="K",
+                   help="train on each task's first K episodes that pass the filter (fine-tuning sets): "
+                        "mixture.episodes_per_task=K")
     p.add_argument("--mesh", default=None, help="data,fsdp,tensor sizes, e.g. 8,1,1 or 2,4,1")
     p.add_argument("--workers", type=int, default=0, help="grain worker processes")
     p.add_argument("--distributed", action="store_true",
@@ -180,7 +183,7 @@ def cli_config(args) -> RunConfig:
     if getattr(args, "train_preset", None):
         config = config.with_training_recipe(args.train_preset)
     flags = {"preset": getattr(args, "preset", None), "steps": getattr(args, "steps", None),
-             "init_from": getattr(args, "init_from", None)}
+             "init_from": getattr(args, "init_from", None), "mixture.episodes_per_task": getattr(args, "episodes", None)}
     if getattr(args, "freeze", None):
         flags["freeze"] = tuple(args.freeze)
     if getattr(args, "mesh", None):
