@@ -1,6 +1,8 @@
 """The rollout widget in a real browser: JupyterLab + headless Chromium (Debian's chromium and
 chromium-driver, driven by selenium). Opens a notebook that shows `RolloutWidget`, runs it,
-presses the widget's Run button and waits for the inline <video> of the episode."""
+presses the widget's Run button, then Pause; once paused, clicks a token of the stepper's strip
+and finds the attention plot for that token; presses Resume and waits for the inline <video>
+of the episode."""
 
 import json
 import os
@@ -93,10 +95,33 @@ def test_widget_run_shows_a_video_in_jupyterlab(tmp_path):
             return True
         wait.until(run_cell)
 
-        def press_run(d):
-            d.find_element(By.XPATH, "//button[contains(@class, 'widget-button') and normalize-space(.)='Run']").click()
+        def press(label):
+            def go(d):
+                b = d.find_element(By.XPATH, f"//button[contains(@class, 'widget-button') and normalize-space(.)='{label}']")
+                if not b.is_enabled():
+                    return False
+                b.click()
+                return True
+            return go
+        wait.until(press("Run"))
+        # Pause is enabled once the episode starts (while the checkpoint loads); the episode
+        # then pauses at the agent's next decision and the stepper opens on its context.
+        wait.until(press("Pause"))
+        WebDriverWait(driver, 240, ignored_exceptions=flaky).until(
+            lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".widget-html") if "paused at timestep" in e.text
+                            and "Step or Resume" in e.text), None))
+        token = 5
+        def click_token(d):
+            d.find_element(By.CSS_SELECTOR, f".gl-stepper .gl-token-{token}").click()
             return True
-        wait.until(press_run)
+        wait.until(click_token)
+        # The attention panel of that token: a plotly figure titled for it, one bar trace per layer and head.
+        title = WebDriverWait(driver, 120, ignored_exceptions=flaky).until(
+            lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".gl-stepper .js-plotly-plot .gtitle")
+                            if e.text.startswith(f"attention of token {token}:")), None))
+        plot = title.find_element(By.XPATH, "./ancestor::div[contains(@class, 'js-plotly-plot')]")
+        assert len(plot.find_elements(By.CSS_SELECTOR, ".barlayer .trace")) == 2 * 4  # tiny: 2 layers x 4 heads
+        wait.until(press("Resume"))
         video = WebDriverWait(driver, 240, ignored_exceptions=flaky).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-OutputArea video source, .jp-OutputArea video"))
         src = driver.execute_script(

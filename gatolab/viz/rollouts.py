@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 
 from gatolab.agent import AgentConfig, GatoAgent, play
 from gatolab.domains import registry
-from gatolab.viz.stepper import ArchitectureStepper, WatchedAgent
+from gatolab.viz.stepper import ArchitectureStepper, WatchedAgent, set_figures
 from gatolab.viz.video import png, video_html
 
 def domain_colour(name: str | None) -> str:
@@ -294,8 +294,7 @@ class RolloutWidget:
             if tr.frames is not None:
                 self.frame.value = png(tr.frames[-1])
                 self.video.append_display_data(HTML(video_html(tr.frames, title=f"{tr.task} seed {tr.seed}")))
-            self.panel.outputs = ()
-            self.panel.append_display_data(trace_figure(tr))
+            set_figures(self.panel, [trace_figure(tr)])  # also from the background thread of Run
             sr = "" if tr.success is None else f" · success {tr.success}"
             self.status.value = (f"done: {tr.length} steps · return {tr.total_return:.2f}{sr} · "
                                  f"{tr.latency_ms:.1f} ms/step · prompt {tr.prompt_tokens} tokens")

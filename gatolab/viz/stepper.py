@@ -33,6 +33,7 @@ from typing import Any
 import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from IPython.display import HTML, display
 from plotly.subplots import make_subplots
 
@@ -170,10 +171,15 @@ class ArchitectureStepper:
         return fig
 
     def attention_figure(self, i: int, layers: Sequence[int] | None = None) -> go.Figure:
-        """Heads as small multiples (rows: layers, columns: heads), the context's token strip as the x axis."""
+        """Heads as small multiples (rows: layers, columns: heads), the context's token strip as the x axis.
+
+        `layers` default: every layer when there are at most 48 panels, else the first, middle and last.
+        """
         att = self.view(i)["attention"]  # (L, H, T)
         n_layers, n_heads, _ = att.shape
-        layers = list(range(n_layers)) if layers is None else list(layers)
+        if layers is None:
+            layers = range(n_layers) if n_layers * n_heads <= 48 else sorted({0, n_layers // 2, n_layers - 1})
+        layers = list(layers)
         keys = np.arange(i + 1)
         colours = [MODALITY_COLORS[Modality(int(m))] for m in self.seq.modality[: i + 1]]
         text = [self._label(k) for k in keys]
@@ -240,9 +246,7 @@ class ArchitectureStepper:
         if self._box is None:
             return
         self._info.value = f"<b>selected token {self._label(self.selected)}</b>"
-        self._panels.outputs = ()
-        for fig in self.figures(self.selected):
-            self._panels.append_display_data(fig)
+        set_figures(self._panels, self.figures(self.selected))
 
     def widget(self) -> w.VBox:
         if self._box is None:
@@ -340,6 +344,10 @@ class WatchedAgent:
         info = self.agent.last_steps[0]
         title = (f"{self.task} · timestep {self.timestep}: the agent saw {len(seq)} tokens and emits ids "
                  f"{info.ids.tolist()} (p = {np.round(info.probs, 3).tolist()})")
+        dropped = int(np.asarray(self.agent.decoder.dropped_timesteps)[0])
+        if dropped and self.agent.config.overflow == "memory":
+            title += (f"<br><i>the decoder has dropped its {dropped} oldest timesteps; its cached keys were computed while "
+                      "they were visible, so this forward pass over the window approximates what it computed</i>")
         return ArchitectureStepper(self.agent.model, seq, self.agent.tokenizer, self.agent.spec,
                                    temperature=self.agent.config.temperature, token=first, title=title, **kw)
 
@@ -356,6 +364,18 @@ def with_action_ids(seq: TokenSequence, ids: np.ndarray, tokenizer: GatoTokenize
     new_ids[where] = ids
     values[where] = np.concatenate([np.ravel(action[k]) for k in spec.action_order])
     return dataclasses.replace(seq, ids=new_ids, value=values)
+
+
+def set_figures(out: w.Output, figs: Sequence[go.Figure]) -> None:
+    """Puts plotly figures into an Output widget, from any thread.
+
+    Not `append_display_data(fig)`: a plotly figure displays itself (`_ipython_display_`),
+    so IPython's formatter returns nothing for it and the figure would go to whichever
+    output is current -- from the background rollout thread, not this widget.
+    """
+    mime = pio.renderers["plotly_mimetype"]
+    out.outputs = tuple({"output_type": "display_data", "data": mime.to_mimebundle(f.to_dict()), "metadata": {}}
+                        for f in figs)
 
 
 def show_figures(figs: Sequence[go.Figure]) -> None:
