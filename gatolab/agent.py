@@ -84,6 +84,11 @@ class AgentConfig:
       temperature: softmax temperature of action sampling; <= 0 is greedy.
       context: decoder cache size in tokens; None = the model's `context_len`.
       overflow: `Decoder` overflow rule ("memory" or "recompute").
+      dtype, chunk_dtype, cache_dtype: the `Decoder`'s compute dtypes of single-token steps
+        and of chunks (>= 8 tokens), and its key/value cache dtype ("float32" or "bfloat16";
+        None: the Decoder's defaults, float32 single tokens on CPU, the model's dtype for
+        chunks, a float32 cache). `benchmarks/bench_eval.py` measures their speed and
+        their logit differences against float32.
     """
 
     prompt: PromptKind = "start"
@@ -92,6 +97,9 @@ class AgentConfig:
     temperature: float = 1.0
     context: int | None = None
     overflow: str = "memory"
+    dtype: str | None = None
+    chunk_dtype: str | None = None
+    cache_dtype: str | None = None
 
     def __post_init__(self):
         if self.prompt not in PROMPT_KINDS:
@@ -102,6 +110,9 @@ class AgentConfig:
             raise ValueError(f"AgentConfig.prompt_fraction must be in [0, 1], got {self.prompt_fraction}")
         if self.context is not None and self.context < 1:
             raise ValueError(f"AgentConfig.context must be >= 1 or None, got {self.context}")
+        for name in ("dtype", "chunk_dtype", "cache_dtype"):
+            if getattr(self, name) not in (None, "float32", "bfloat16"):
+                raise ValueError(f"AgentConfig.{name} must be 'float32', 'bfloat16' or None, got {getattr(self, name)!r}")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -230,8 +241,9 @@ class GatoAgent:
         self._prompts: dict[int, TokenSequence] = {}  # rows whose prompt is fed with their first step
 
     def _decoder(self, rows: int) -> Decoder:
-        return Decoder(self.model, capacity=self.config.context, overflow=self.config.overflow, vocab=self.tokenizer.vocab,
-                       batch_size=rows)
+        c = self.config
+        return Decoder(self.model, capacity=c.context, overflow=c.overflow, vocab=self.tokenizer.vocab, batch_size=rows,
+                       dtype=c.dtype, chunk_dtype=c.chunk_dtype, cache_dtype=c.cache_dtype)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, config: AgentConfig = AgentConfig(),

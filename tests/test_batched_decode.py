@@ -148,3 +148,65 @@ def test_recompute_overflow_per_row(model, tok, full_logits):
     np.testing.assert_allclose(seen[0, 11], full_logits(window)[-obs_len:], atol=ATOL, rtol=0)
     # Row 1 never overflowed: its last observation's logits are its own full pass.
     np.testing.assert_allclose(seen[1, 3], full_logits(seqs[1])[starts[1][3]: starts[1][3] + obs_len], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("overflow", ["memory", "recompute"])
+def test_timestep_longer_than_half_the_context(model, tok, overflow):
+    """A step of 10 tokens in a 12-slot cache: step t's chunk [t-1's last action token, 7 observation
+    tokens] leaves no room for step t-1's cached tokens, so they are dropped and the action token
+    stays alone (BabyAI's 155-token steps in the demo's 256-token context raised before)."""
+    cap = 12
+    obs = _observations(tok, 5, seed=7)
+    ranges = tok.action_token_ranges(SPEC)
+    dec = gl.model.Decoder(model, capacity=cap, overflow=overflow, batch_size=2)
+    dec.reset(seeds=[1, 2])
+    for t in range(5):
+        out = dec.act([obs[t], obs[t]], ranges, 0.0)
+        assert np.all((out.ids >= ranges[:, 0]) & (out.ids < ranges[:, 1]))
+        live = dec.slot_timestep[:, :cap]
+        assert np.all(dec.num_cached <= cap)
+        if t > 0:  # this step's 7 + 2 fed tokens, and step t-1's last action token alone
+            assert np.all(np.sum(live == t, axis=1) == len(obs[t]) + 2)
+            assert np.all(np.sum(live == t - 1, axis=1) == 1) and np.all(np.sum((live >= 0) & (live < t - 1), axis=1) == 0)
+    assert np.all(dec.dropped_timesteps >= 4)
+
+
+def test_bfloat16_decoding_matches_float32_greedy(model, tok):
+    """bfloat16 weights and cache (`Decoder(dtype=, chunk_dtype=, cache_dtype=)`, `AgentConfig` the
+    same): teacher-forced logits of 12 steps (36 action tokens, across a context overflow) stay
+    within 0.1 of float32's (bfloat16 keeps 8 significant bits: ~0.4% per rounding; the tiny
+    model's legal logits are O(1), so a few roundings per layer give a few 0.01), and the
+    greedy id is the same wherever float32's best and second-best legal ids are further
+    apart than twice the measured difference (closer ones may legitimately swap)."""
+    ep = gl.testing.synthetic_episode(SPEC, 12, seed=5)
+    seq = tok.tokenize_episode(ep, SPEC)
+    starts, ends = seq.timestep_bounds()
+    ranges = tok.action_token_ranges(SPEC)
+
+    def run(**dtypes):
+        dec = gl.model.Decoder(model, capacity=64, **dtypes)
+        out = []
+        for t in range(12):
+            step = seq.slice(int(starts[t]), int(ends[t]))
+            acts = np.asarray(step.ids)[np.asarray(step.is_action)]
+            obs = tok.tokenize_observation({k: np.asarray(v[t]) for k, v in ep.observations.items()}, SPEC, timestep=t)
+            lg = [dec.observe(obs, return_logits=True)[-1]]
+            for j in range(len(ranges) - 1):
+                lg.append(dec.feed_actions(acts[j: j + 1], return_logits=True)[0])
+            dec.feed_actions(acts[-1:])
+            out += [lg[j][lo:hi].astype(np.float64) for j, (lo, hi) in enumerate(ranges)]
+        return out
+
+    ref = run(dtype="float32", chunk_dtype="float32")
+    got = run(dtype="bfloat16", chunk_dtype="bfloat16", cache_dtype="bfloat16")
+    diff = max(float(np.abs(g - r).max()) for g, r in zip(got, ref))
+    assert 0 < diff < 0.1
+    for g, r in zip(got, ref):
+        top2 = np.sort(r)[-2:]
+        if top2[1] - top2[0] > 2 * diff:
+            assert g.argmax() == r.argmax()
+    agent = gl.agent.GatoAgent(model, tok, gl.agent.AgentConfig(dtype="bfloat16", chunk_dtype="bfloat16",
+                                                                cache_dtype="bfloat16"))
+    assert (agent.decoder.dtype, agent.decoder.chunk_dtype, agent.decoder.cache_dtype) == ("bfloat16",) * 3
+    with pytest.raises(ValueError, match="AgentConfig.dtype"):
+        gl.agent.AgentConfig(dtype="float16")

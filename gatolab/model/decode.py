@@ -27,7 +27,10 @@ context_len slots per row (+1 scratch slot where chunk padding is written); beca
 network has no absolute positions (GATO_SPEC §3 [open]), a slot's place in the buffer
 does not matter, only the order in which slots were written (`transformer.slot_mask`).
 When a row's new tokens would not fit, its oldest *whole timesteps* are dropped, never
-part of one (GATO_SPEC §5: the context is 1024 tokens). An environment step reserves
+part of one (GATO_SPEC §5: the context is 1024 tokens), with one exception: a step whose
+observation fills more than half the context (BabyAI's 155 tokens in a 256-token context)
+leaves no room for the previous step, whose last action token is fed with it; that step's
+cached tokens are dropped and its action token stays alone. An environment step reserves
 room for all of its tokens up front (observation + A - 1 fed action tokens), so a drop
 happens before the step's chunk, never between its action tokens. Two readings of
 "dropped" (switch `overflow`):
@@ -173,14 +176,18 @@ class Sampled(NamedTuple):
 # Per-row pieces (vmapped over rows inside the jitted steps)
 # ---------------------------------------------------------------------------------------
 def _make_room(order: Int[Array, "S1"], stamp: Int[Array, "S1"], counter: Int[Array, ""], need: Int[Array, ""],
-               oldest_new: Int[Array, ""]):
+               oldest_new: Int[Array, ""], newest_new: Int[Array, ""]):
     """One row: drops its oldest whole timesteps until `need` more tokens fit.
 
     The row's live tokens are always its newest ones, stamps [counter - L, counter) (tokens
     are written in order and dropped oldest first), and their timesteps are contiguous. To
     keep at most K = S - need of them, the token stamped counter - K - 1 must go, and with
     it every token of its timestep or older. Timesteps at or after `oldest_new` (those the
-    new tokens belong to) are never dropped.
+    new tokens belong to) are never dropped, unless the new tokens would not fit even then:
+    a chunk [last action token of step t-1, observation of step t] whose observation is
+    more than half the context leaves no room for step t-1's cached tokens, so those go
+    (only timesteps before `newest_new` are ever dropped) and the action token is written
+    after them, the one token of step t-1 the row keeps.
 
     Returns (order, stamp, timesteps dropped, fits, oldest timestep kept).
     """
@@ -190,13 +197,19 @@ def _make_room(order: Int[Array, "S1"], stamp: Int[Array, "S1"], counter: Int[Ar
     n_live = jnp.sum(live, dtype=jnp.int32)
     keep = s - need
     oldest = stamp[(counter - n_live) % s]
-    cut = jnp.where(n_live > keep, stamp[(counter - keep - 1) % s] + 1, oldest)  # drop timesteps < cut
-    cut = jnp.where(n_live > 0, jnp.minimum(cut, oldest_new), oldest_new)
-    drop = live & (ts < cut)
+    want = jnp.where(n_live > keep, stamp[(counter - keep - 1) % s] + 1, oldest)  # drop timesteps < want
+
+    def up_to(bound):
+        cut = jnp.where(n_live > 0, jnp.minimum(want, bound), bound)
+        drop = live & (ts < cut)
+        return cut, drop, n_live - jnp.sum(drop, dtype=jnp.int32) + need <= s
+
+    cut, drop, fits = up_to(oldest_new)
+    cut2, drop2, fits2 = up_to(newest_new)
+    cut, drop, fits = jnp.where(fits, cut, cut2), jnp.where(fits, drop, drop2), fits | fits2
     n_steps = jnp.where(drop.any(), cut - oldest, 0)
     order = order.at[:s].set(jnp.where(drop, -1, order[:s]))
     stamp = stamp.at[:s].set(jnp.where(drop, -1, ts))
-    fits = n_live - jnp.sum(drop, dtype=jnp.int32) + need <= s
     return order, stamp, n_steps, fits, cut
 
 
@@ -272,8 +285,9 @@ def _scatter(state: DecodeState, rows, sub: DecodeState) -> DecodeState:
     return sub if rows is None else jax.tree.map(lambda x, y: x.at[rows].set(y), state, sub)
 
 
-def _room(sub: DecodeState, need, oldest):
-    order, stamp, n_steps, fits, keep_from = jax.vmap(_make_room)(sub.slot_order, sub.slot_timestep, sub.counter, need, oldest)
+def _room(sub: DecodeState, need, oldest, newest):
+    order, stamp, n_steps, fits, keep_from = jax.vmap(_make_room)(sub.slot_order, sub.slot_timestep, sub.counter, need,
+                                                                  oldest, newest)
     return sub.replace(slot_order=order, slot_timestep=stamp, dropped=sub.dropped + n_steps), n_steps, fits, keep_from
 
 
@@ -291,18 +305,23 @@ def _oldest(tok_ts, n_new, fallback):
     return jnp.where(n_new > 0, jnp.min(jnp.where(real, tok_ts, _INT_MAX), axis=1), fallback)
 
 
+def _newest(tok_ts, n_new, fallback):
+    real = jnp.arange(tok_ts.shape[1])[None] < n_new[:, None]
+    return jnp.where(n_new > 0, jnp.max(jnp.where(real, tok_ts, -1), axis=1), fallback)
+
+
 def _feed_impl(graphdef, params, state, rows, chunk, n_new, tok_ts, *, all_logits: bool):
     """Feeds chunks to R rows (dropping their oldest timesteps first where needed)."""
     model = nnx.merge(graphdef, params)
     sub = _gather(state, rows)
-    sub, _, fits, _ = _room(sub, n_new, _oldest(tok_ts, n_new, 0))
+    sub, _, fits, _ = _room(sub, n_new, _oldest(tok_ts, n_new, 0), _newest(tok_ts, n_new, 0))
     sub, h = _run_chunk(model, sub, chunk, n_new, tok_ts)
     full = logits(model, h) if all_logits else None
     return _scatter(state, rows, sub), fits, full
 
 
-def _make_room_impl(state, rows, need, oldest):
-    sub, n_steps, fits, keep_from = _room(_gather(state, rows), need, oldest)
+def _make_room_impl(state, rows, need, oldest, newest):
+    sub, n_steps, fits, keep_from = _room(_gather(state, rows), need, oldest, newest)
     return _scatter(state, rows, sub), n_steps, fits, keep_from
 
 
@@ -330,7 +349,8 @@ def _act_impl(chunk_graphdef, token_graphdef, vocab, chunk_params, token_params,
     sub = _gather(state, rows)
     n_chunk = jnp.zeros_like(act_ts) if chunk is None else n_new
     need = jnp.where(active, n_chunk + n_act - 1, 0)
-    sub, _, fits, _ = _room(sub, need, jnp.minimum(_oldest(tok_ts, n_chunk, act_ts) if chunk is not None else act_ts, act_ts))
+    oldest = jnp.minimum(_oldest(tok_ts, n_chunk, act_ts), act_ts) if chunk is not None else act_ts
+    sub, _, fits, _ = _room(sub, need, oldest, act_ts)
     if chunk is not None:
         sub, _ = _run_chunk(nnx.merge(chunk_graphdef, chunk_params), sub, chunk, n_chunk, tok_ts)
     if keys is None:
@@ -626,15 +646,16 @@ class Decoder:
                 ts[i, : len(t)] = t.timestep
         return chunk, n, ts
 
-    def _recompute_before(self, rows: list[int], need: np.ndarray, oldest: np.ndarray) -> None:
+    def _recompute_before(self, rows: list[int], need: np.ndarray, oldest: np.ndarray, newest: np.ndarray) -> None:
         """'recompute': makes room for `need` tokens per row; rows that dropped timesteps are
         rebuilt from their remaining tokens (one row at a time)."""
         index, padded = self._call_rows(rows)
         pos = [padded.index(r) for r in rows]
         need_p = np.zeros(len(padded), np.int32)
         oldest_p = np.zeros(len(padded), np.int32)
-        need_p[pos], oldest_p[pos] = need, oldest
-        self.state, n_steps, fits, keep_from = self._steps["room"](self.state, index, need_p, oldest_p)
+        newest_p = np.zeros(len(padded), np.int32)
+        need_p[pos], oldest_p[pos], newest_p[pos] = need, oldest, newest
+        self.state, n_steps, fits, keep_from = self._steps["room"](self.state, index, need_p, oldest_p, newest_p)
         n_steps, keep_from = np.asarray(n_steps)[pos], np.asarray(keep_from)[pos]
         for i, r in enumerate(rows):
             if n_steps[i] == 0:
@@ -661,7 +682,8 @@ class Decoder:
         if self.overflow == "recompute" and recompute:
             n = np.array([0 if t is None else len(t) for t in per_row], np.int32)
             oldest = np.array([0 if t is None else int(t.timestep.min()) for t in per_row], np.int32)
-            self._recompute_before(rows, n, oldest)
+            newest = np.array([0 if t is None else int(t.timestep.max()) for t in per_row], np.int32)
+            self._recompute_before(rows, n, oldest, newest)
         index, padded = self._call_rows(rows)
         pos = [padded.index(r) for r in rows]
         by_row = dict(zip(rows, per_row))
@@ -828,7 +850,7 @@ class Decoder:
             need = np.array([(0 if t is None else len(t)) + n_act - 1 for t in per_row], np.int32)
             oldest = np.array([int(self._timestep[r]) if t is None else int(t.timestep.min()) for r, t in zip(rows, per_row)],
                               np.int32)
-            self._recompute_before(rows, need, oldest)
+            self._recompute_before(rows, need, oldest, self._timestep[rows].astype(np.int32))
         index, padded = self._call_rows(rows)
         pos = [padded.index(r) for r in rows]
         by_row = dict(zip(rows, per_row))
