@@ -127,3 +127,26 @@ def test_legal_distribution_is_the_restricted_softmax(recs, seq):
         z = recs.logits[0, p - 1, lo:hi] / 0.7
         np.testing.assert_allclose(d, np.asarray(jax.nn.softmax(z)), atol=1e-6)
         assert len(d) == hi - lo and abs(d.sum() - 1) < 1e-9
+
+
+def test_stepper_on_an_agent_step_shows_the_agents_distribution(model):
+    """Mode 2: one forward pass with the hooks over what the agent saw = the cached decoder's probabilities."""
+    from gatolab.viz.stepper import WatchedAgent
+
+    tok = gl.testing.tiny_tokenizer()
+    agent = gl.agent.GatoAgent(model, tok, gl.agent.AgentConfig(prompt="none", temperature=0.8))
+    env = gl.testing.ReachEnv("reach-long", gl.testing.ToyDomain().spec("reach-long"))
+    seen = []
+
+    def on_decision(watched):
+        if watched.timestep in (0, 3):
+            stepper = watched.stepper()
+            seen.append((watched.timestep, len(stepper.seq), stepper.last_action(), watched.last_steps[0]))
+
+    trace = gl.agent.run_episode(WatchedAgent(agent, on_decision), env, seed=0, max_steps=5)
+    assert trace.length == 5 and [s[0] for s in seen] == [0, 3]
+    assert [s[1] for s in seen] == [4, 16]  # 2 continuous, '|', 1 action per timestep
+    for _, _, actions, info in seen:
+        assert [a["chosen"] for a in actions] == info.ids.tolist()
+        np.testing.assert_allclose([a["chosen_prob"] for a in actions], info.probs, atol=1e-5)
+        np.testing.assert_allclose(actions[0]["probs"], info.first_dist, atol=1e-5)
