@@ -86,13 +86,6 @@ widget = gl.viz.rollouts.RolloutWidget([CHECKPOINT], domains=("classic", "babyai
 widget.display()
 
 # %% [markdown]
-# The same `run()` the button calls, here so that a non-interactive run (papermill, the
-# HTML export) shows one result too:
-
-# %%
-widget_trace = widget.run()
-
-# %% [markdown]
 # ## Pause / Step: the network at one decision
 # Pressing **Run** plays the episode in the background, so **Pause** is heard while it plays.
 # Paused at a timestep (the agent has chosen its action, the environment has not received it),
@@ -102,8 +95,8 @@ widget_trace = widget.run()
 # and, on the action tokens, the distribution over the legal ids that the agent sampled from.
 # **Step** plays one timestep and pauses again; **Resume** plays on. The stepper's view is one
 # full forward pass over that context with the model's own hooks (`gl.model.inspect.record`);
-# its action distribution equals the cached decoder's, below. `start(pause_at=...)` is Run then
-# Pause at that timestep, for a non-interactive run:
+# its action distribution equals the cached decoder's, below. `start(pause_at=...)` is what Run
+# then Pause do, here so that a non-interactive run (papermill, the HTML export) shows a result too:
 
 # %%
 widget.start(pause_at=PAUSE_AT)
@@ -119,9 +112,12 @@ print("stepper's probabilities:", [round(a["chosen_prob"], 5) for a in stepper_a
 # %%
 gl.viz.stepper.show_figures(widget.stepper.figures())
 
+# %% [markdown]
+# Resume plays the episode to its end: the video and the per-step panel appear in the widget.
+
 # %%
 widget.resume()
-resumed_trace = widget.join()
+widget_trace = widget.join()
 print(widget.status.value)
 
 # %% [markdown]
@@ -155,8 +151,6 @@ gl.notebooks.write_metrics(OUT_DIR, {
     "agent_ids": widget.paused_step.ids.tolist(),
     "stepper_attention_rows_sum_to_one": bool(np.allclose(widget.stepper.view(widget.stepper.selected)["attention"].sum(-1), 1.0, atol=1e-5)),
     "stepper_panels": len(widget.stepper.figures()),
-    "resumed_length": resumed_trace.length,
-    "resumed_status": widget.status.value,
     "eval_score": results.rows[0]["normalised_score"],
     "eval_return": results.rows[0]["mean_return"],
 })

@@ -146,7 +146,9 @@ class ArchitectureStepper:
     # --- figures ---------------------------------------------------------------------------
     def _label(self, i: int) -> str:
         r = self.table[i]
-        return f"{i}: {r['modality'].lower()} {r['label']}" + (f" ({r['field']})" if r["field"] else "")
+        kind = r["modality"].lower()
+        text = kind if r["label"] == kind else f"{kind} {r['label']}"
+        return f"{i}: {text}" + (f" ({r['field']})" if r["field"] else "") + (" [action]" if r["is_action"] else "")
 
     def embedding_figure(self, i: int) -> go.Figure:
         v = self.view(i)
