@@ -21,7 +21,7 @@ def test_demo_bad_input(tmp_path):
 @pytest.mark.notebook
 def test_demo_smoke_end_to_end(tmp_path):
     tasks = {"classic": ["CartPole-v1"], "text": None, "vision_language": ["shapes_captions"]}
-    s = demo.run(tmp_path, train_minutes=0.25, episodes=2, workers=1, smoke=True, tasks=tasks)
+    s = demo.run(tmp_path, train_minutes=0.05, episodes=2, workers=1, smoke=True, tasks=tasks)
     assert set(s["timings_s"]) == {"1/4 data", "2/4 train", "3/4 evaluate", "4/4 report"}
     assert 1 <= s["train"]["steps"] <= s["train"]["planned_steps"] and s["train"]["seconds_per_step"] > 0
     agg = s["aggregate"]
