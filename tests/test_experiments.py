@@ -98,7 +98,8 @@ def test_smoke_experiment_resumes_after_sigkill(tmp_path):
     runner._record_spec(spec, out)  # the folder's spec.json is what the command line runs
     # 1. SIGKILL while the second seed trains (a checkpoint of it exists, the run is not finished).
     proc = _run_cli(out)
-    mid = out / "cells" / "memory" / "seed1" / "train" / "checkpoints" / "2"
+    # its checksums file is written last: the folder alone can be a save in progress, which the re-run rejects
+    mid = out / "cells" / "memory" / "seed1" / "train" / "checkpoints" / "2" / "gatolab_checksums.json"
     deadline = time.time() + 600
     while not mid.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
