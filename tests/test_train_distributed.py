@@ -14,10 +14,19 @@ import gatolab as gl
 from sharding_checks import expected_activation_constraints, sharding_constraints
 
 WORKER = Path(__file__).parent / "train_worker.py"
+# The workers run a few steps each, so compiling the train step (twice per run, on several meshes) is
+# nearly all of their time: XLA's CPU backend compiles without its expensive LLVM optimisations. Every
+# comparison below is between runs compiled with the same flags.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
+def _env(xla_flags=""):
+    return {**os.environ, "XLA_FLAGS": " ".join(f for f in (xla_flags or os.environ.get("XLA_FLAGS", ""), FAST_COMPILE) if f)}
 
 
 def _worker(out, overrides, *extra, env=None, check=True):
-    env = {**os.environ, **(env or {})}
+    env = dict(env or {})
+    env = {**_env(env.pop("XLA_FLAGS", "")), **env}
     return subprocess.run([sys.executable, str(WORKER), str(out), json.dumps(overrides), *extra], env=env,
                           capture_output=True, text=True, timeout=600, check=check)
 
@@ -76,7 +85,7 @@ def test_two_processes_on_localhost_match_one(tmp_path):
     _worker(tmp_path / "one", over, "--report", str(tmp_path / "one.json"),
             env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     port = _free_port()
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    env = _env("--xla_force_host_platform_device_count=1")
     procs = [subprocess.Popen([sys.executable, str(WORKER), str(tmp_path / "two"), json.dumps(over), "--coordinator",
                                f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i), "--report",
                                str(tmp_path / "two.json")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
