@@ -29,6 +29,7 @@ import numpy as np
 import optax
 from flax import nnx
 from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 import gatolab
@@ -295,6 +296,13 @@ class Trainer:
         self.optimizer = nnx.Optimizer(self.model, make_optimizer(config.optim, config.freeze), wrt=nnx.Param)
         self.lr = learning_rate_schedule(config.optim)
         self.graphdef, self.state = nnx.split((self.model, self.optimizer))
+        # Every leaf committed to a sharding (the optimiser's scalars replicated), and the step
+        # pinned to give its state back in those shardings: otherwise XLA picks equivalent but
+        # differently written ones for step 1's output and step 2 compiles the step again.
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.state = jax.tree.map(lambda x: x if isinstance(x, jax.Array) and x.committed else jax.device_put(x, replicated),
+                                  self.state)
+        self._state_shardings = jax.tree.map(lambda x: x.sharding, self.state)
         self.step = 0
         self.base_key = jax.random.key(config.seed)
         self.checkpointer = Checkpointer(self.out_dir / "checkpoints", keep=config.keep)
@@ -327,7 +335,8 @@ class Trainer:
             _, new_state = nnx.split((model, optimizer))
             return new_state, metrics
 
-        fn = jax.jit(train_step, donate_argnums=0)
+        fn = jax.jit(train_step, donate_argnums=0,
+                     out_shardings=(self._state_shardings, NamedSharding(self.mesh, PartitionSpec())))
         self._compiled[max_targets] = fn
         return fn
 
