@@ -177,7 +177,7 @@ def _decode(preset: str, dtype: str, env: str, steps: int, context: int, decode_
         ids = dec.sample_action(ranges, temperature=1.0, rng=jax.random.fold_in(key, t))
         tok.decode_action(ids, spec)
         cached.append(time.perf_counter() - t0)
-    context_tokens = dec.num_cached
+    context_tokens = int(dec.num_cached[0])  # the decoder's (B,) counts, B = 1
 
     # Without a cache: every action token re-runs the whole ~1000-token window
     # (what a policy without key/value memory does); logits only where needed.
@@ -203,7 +203,7 @@ def _decode(preset: str, dtype: str, env: str, steps: int, context: int, decode_
         nocache.append(time.perf_counter() - t0)
     return {"cached_ms": 1e3 * float(np.median(cached)), "cached_p90_ms": 1e3 * float(np.percentile(cached, 90)),
             "nocache_ms": 1e3 * float(np.median(nocache)), "tokens_per_step": per_step, "context_tokens": context_tokens,
-            "window_tokens": len(window), "dropped_timesteps": dec.dropped_timesteps,
+            "window_tokens": len(window), "dropped_timesteps": int(np.asarray(dec.dropped_timesteps)[0]),
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
 
 
