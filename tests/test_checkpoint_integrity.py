@@ -187,3 +187,18 @@ def test_no_intact_step_is_one_error_and_moves_nothing(run3, tmp_path):
     with pytest.raises(CheckpointDamaged, match="every checkpoint in .* is damaged"):
         _trainer(run, 5).restore()
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["1", "2", "3"]
+
+
+def test_a_run_killed_during_its_first_saves_starts_again(run3, tmp_path, capsys):
+    # Every step's save unfinished (no manifest): nothing a checkpoint kept, so the run starts from
+    # step 0 instead of refusing; the unfinished steps are set aside, not deleted, and recorded.
+    run = tmp_path / "run"
+    shutil.copytree(run3, run)
+    for step in (1, 2, 3):
+        _drop_manifest(run / "checkpoints" / str(step))
+    trainer = _trainer(run, 5)
+    assert trainer.restore() is False and trainer.step == 0
+    assert "starting from step 0" in capsys.readouterr().err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["1.damaged", "2.damaged", "3.damaged"]
+    (event,) = trainer._events
+    assert event["event"] == "checkpoint_fallback" and event["resumed_from"] is None and len(event["damaged"]) == 3

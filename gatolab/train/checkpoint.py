@@ -58,6 +58,10 @@ class CheckpointDamaged(CheckpointError):
     its save did not finish, or orbax cannot read it. A resumed run falls back past it."""
 
 
+class CheckpointIncomplete(CheckpointDamaged):
+    """A step whose save did not finish (killed between orbax's write and the manifest)."""
+
+
 CHECKSUM_FILE = "gatolab_checksums.json"
 CHECKSUM_FORMAT = 1
 DAMAGED_SUFFIX = ".damaged"
@@ -163,7 +167,7 @@ class Checkpointer:
             verify_checksums(path)
             return True
         if self._read_meta(step).get("checksums"):
-            raise CheckpointDamaged(f"checkpoint {path}: {CHECKSUM_FILE} is missing (the save did not finish: "
+            raise CheckpointIncomplete(f"checkpoint {path}: {CHECKSUM_FILE} is missing (the save did not finish: "
                                     f"an incomplete checkpoint)")
         if warn_unverified:
             warn(f"checkpoint {path} has no {CHECKSUM_FILE} (written before checkpoints carried checksums); "
