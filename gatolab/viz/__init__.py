@@ -14,7 +14,13 @@ pio.renderers.default = "plotly_mimetype+notebook"
 _SUBMODULES = ("tokens", "model", "data", "training", "rollouts", "video", "experiments", "stepper")
 
 
+# The two widgets by their own names too: gl.viz.ArchitectureStepper, gl.viz.RolloutWidget.
+_WIDGETS = {"ArchitectureStepper": "stepper", "RolloutWidget": "rollouts"}
+
+
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"gatolab.viz.{name}")
+    if name in _WIDGETS:
+        return getattr(importlib.import_module(f"gatolab.viz.{_WIDGETS[name]}"), name)
     raise AttributeError(f"module 'gatolab.viz' has no attribute {name!r}")

@@ -37,6 +37,7 @@ import plotly.io as pio
 from IPython.display import HTML, display
 from plotly.subplots import make_subplots
 
+from gatolab.agent import prompt_sequence
 from gatolab.batch import TokenBatch
 from gatolab.episode import Episode
 from gatolab.gato_tokenizer import GatoTokenizer
@@ -293,8 +294,6 @@ class WatchedAgent:
         return getattr(self.agent, name)
 
     def start(self, envs, row: int, seed: int) -> None:
-        from gatolab.agent import prompt_sequence
-
         self.agent.start(envs, row, seed)
         self.parts, self.timestep, self.task, self.envs = [], -1, envs[row].task, envs
         cfg = self.agent.config
