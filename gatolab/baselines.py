@@ -63,7 +63,8 @@ class RetrievalPolicy:
         order = spec.observation_order
         self._numeric = [k for k in order if spec.observation[k].modality != Modality.TEXT]
         self._text = [k for k in order if spec.observation[k].modality == Modality.TEXT]
-        feats, texts, actions = [], [], []
+        feats, text_ids, actions = [], [], []
+        self._text_id: dict[tuple[str, ...], int] = {}  # each distinct tuple of text fields -> an id
         for e in episodes:
             missing = sorted(set(spec.observation) - set(e.observations)) + sorted(set(spec.action) - set(e.actions))
             if missing:
@@ -71,19 +72,22 @@ class RetrievalPolicy:
             for t in range(len(e)):
                 obs, act = e.timestep(t)
                 feats.append(self._features(obs))
-                texts.append(tuple(str(obs[k]) for k in self._text))
+                text_ids.append(self._text_id.setdefault(self._text_key(obs), len(self._text_id)))
                 actions.append(act)
-        self._feats = np.stack(feats)  # (N, F)
-        self._texts = texts
+        feats = np.stack(feats)  # (N, F)
+        self._text_ids = np.asarray(text_ids, np.int64)  # (N,)
         self._actions = actions
-        scale = self._feats.std(axis=0) if standardise else np.ones(self._feats.shape[1], np.float32)
+        scale = feats.std(axis=0) if standardise else np.ones(feats.shape[1], np.float32)
         self._scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-        self._scaled = self._feats / self._scale
+        self._scaled = feats / self._scale
 
     @property
     def size(self) -> int:
         """Stored timesteps."""
         return len(self._actions)
+
+    def _text_key(self, obs: Observation) -> tuple[str, ...]:
+        return tuple(str(obs[k]) for k in self._text)
 
     def _features(self, obs: Observation) -> np.ndarray:
         parts = []
@@ -98,15 +102,14 @@ class RetrievalPolicy:
     def nearest(self, obs: Observation) -> int:
         """Index of the stored timestep nearest to `obs` (among those with the same text fields, if any)."""
         d = (((self._scaled - self._features(obs) / self._scale) ** 2).sum(axis=1))
-        if self._text:
-            same = np.array([t == tuple(str(obs[k]) for k in self._text) for t in self._texts])
-            if same.any():
-                d = np.where(same, d, np.inf)
+        text_id = self._text_id.get(self._text_key(obs)) if self._text else None
+        if text_id is not None:
+            d = np.where(self._text_ids == text_id, d, np.inf)
         return int(np.argmin(d))
 
     def __call__(self, env: TaskEnv, observation: Observation) -> Action:
         return {k: np.array(v, copy=True) for k, v in self._actions[self.nearest(observation)].items()}
 
     def describe(self) -> dict[str, Any]:
-        return {"policy": self.name, "stored_timesteps": self.size, "features": int(self._feats.shape[1]),
+        return {"policy": self.name, "stored_timesteps": self.size, "features": int(self._scaled.shape[1]),
                 "text_fields": self._text, "image_pool": self.image_pool}

@@ -25,7 +25,7 @@ _ATTRS = {
     "shard_model": "sharding",
     "train": "run",
 }
-_MODULES = ("checkpoint", "loop", "optim", "run", "runtime", "sharding")
+_MODULES = ("checkpoint", "finetune", "loop", "optim", "run", "runtime", "sharding")
 
 
 def __getattr__(name):

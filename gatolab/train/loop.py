@@ -433,7 +433,7 @@ class Trainer:
             if all(isinstance(e, CheckpointIncomplete) for _, e in damaged):
                 # Killed during its first saves: nothing was trained that a checkpoint kept, so the
                 # run starts again (the unfinished steps set aside, not deleted).
-                self._set_aside(damaged, resumed_from=None)
+                self._set_aside(damaged, fresh=True)
                 return False
             raise CheckpointDamaged(f"every checkpoint in {self.checkpointer.directory} is damaged (nothing was moved): "
                                     + "; ".join(str(e) for _, e in damaged))
@@ -473,20 +473,20 @@ class Trainer:
             print(f"init_from: step {record['step']} of {record['path']} (parameters sha256 {record['params_sha256'][:16]}…)",
                   flush=True)
 
-    def _set_aside(self, damaged: list[tuple[int, CheckpointDamaged]], resumed_from: int | None = -1) -> None:
+    def _set_aside(self, damaged: list[tuple[int, CheckpointDamaged]], fresh: bool = False) -> None:
         """Moves the damaged steps out of orbax's way (process 0; every host waits for it) and
         keeps the event for metrics.jsonl, so the run's record says where it resumed from."""
         moved = {}
         if jax.process_index() == 0:
             for s, e in damaged:
                 moved[s] = str(self.checkpointer.set_aside(s))
-                instead = "starting from step 0" if resumed_from is None else f"resuming from step {self.step} instead"
+                instead = "starting from step 0" if fresh else f"resuming from step {self.step} instead"
                 warn(f"{e}; {instead} (the damaged step is kept as {moved[s]})")
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices("gatolab-checkpoint-set-aside")
             self.checkpointer._mngr.reload()
         self._events.append({"step": self.step, "event": "checkpoint_fallback", "time": time.time(),
-                             "resumed_from": None if resumed_from is None else self.step,
+                             "resumed_from": None if fresh else self.step,
                              "damaged": [{"step": s, "error": str(e), "moved_to": moved.get(s)} for s, e in damaged]})
 
     # --- the run ----------------------------------------------------------------------------
