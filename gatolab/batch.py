@@ -63,6 +63,9 @@ class TokenBatch:
       loss_mask: True where the token is a training target (text and actions, Gato §2.3).
       patches: pixels in [-1, 1] / sqrt(S), rows padded with zeros past their own patches.
       patch_row_interval, patch_col_interval: each patch's normalised [start, end) (C.3).
+      field_width, field_values: only with `obs_encoding="field"` (None with Gato's tokens):
+        elements each observation token carries (values, or an IMAGE token's patches from
+        its `patch_index` on) and the zero-padded values (F = the config's `field_width`).
     """
 
     ids: Int[Array, "B T"]
@@ -75,6 +78,12 @@ class TokenBatch:
     patches: Float[Array, "B P S S C"]
     patch_row_interval: Float[Array, "B P 2"]
     patch_col_interval: Float[Array, "B P 2"]
+    field_width: Int[Array, "B T"] | None = None
+    field_values: Float[Array, "B T F"] | None = None
+
+    @property
+    def obs_encoding(self) -> str:
+        return "tokens" if self.field_width is None else "field"
 
     @classmethod
     def stack(cls, rows: Sequence[Row]) -> TokenBatch:
@@ -89,14 +98,23 @@ class TokenBatch:
         only (skipped inside a trace): ids in [0, vocab_size), local positions inside the
         position table, patch indices inside the patch axis.
         """
-        size = {"S": limits.patch_size, "C": limits.image_channels}
+        encoding = getattr(limits, "obs_encoding", "tokens")
+        if self.obs_encoding != encoding or (self.field_width is None) != (self.field_values is None):
+            raise ValueError(f"batch: observations are encoded as {self.obs_encoding!r} (batch.field_width "
+                             f"{'absent' if self.field_width is None else 'present'}) but the model expects "
+                             f"obs_encoding={encoding!r}; tokenize with the model's TokenizerConfig.obs_encoding")
+        size = {"S": limits.patch_size, "C": limits.image_channels, "F": getattr(limits, "field_width", 0)}
         source: dict[str, str] = {}  # axis name -> the field that fixed its size
         for name, axes in _TOKEN_BATCH_AXES.items():
+            if getattr(self, name) is None:
+                continue
             got = tuple(np.shape(getattr(self, name)))
             want = tuple(int(a) if a.isdigit() else size.get(a, a) for a in axes)
             if len(got) != len(want) or any(isinstance(w, int) and w != g for w, g in zip(want, got)):
                 like = sorted({source[a] for a in axes if a in source})
                 hint = f" like {', '.join(f'batch.{f}' for f in like)}" if like else ""
+                if name == "field_values":
+                    hint += f" (F = the model's field_width, {size['F']}, which must equal tokenizer.field_width)"
                 raise ValueError(f"batch.{name}: expected shape ({', '.join(map(str, want))}){hint}, got {got}")
             for a, g in zip(axes, got):
                 if not a.isdigit() and a not in size:
@@ -119,8 +137,9 @@ class TokenBatch:
     def truncate_patches(self, num: int) -> TokenBatch:
         """The first `num` patch slots of every row (P -> num).
 
-        Rows index their own patches from 0, so when `num` exceeds every `patch_index` the
-        slots dropped are padding and the network computes the same thing.
+        Rows index their own patches from 0, so when `num` covers every token's patches
+        (`patch_index`, plus `field_width` - 1 for a field-encoded image) the slots dropped
+        are padding and the network computes the same thing.
         """
         return self.replace(patches=self.patches[:, :num], patch_row_interval=self.patch_row_interval[:, :num],
                             patch_col_interval=self.patch_col_interval[:, :num])
@@ -201,4 +220,11 @@ def _stack_fields(cls, rows: Sequence[Row]) -> dict[str, np.ndarray | None]:
 
 # Each TokenBatch field's axis names, read from its annotation ("B T" -> ("B", "T")): the
 # shapes written above are the shapes `validate` checks. Order matters: `ids` fixes B and T.
-_TOKEN_BATCH_AXES = {name: tuple(hint.dim_str.split()) for name, hint in typing.get_type_hints(TokenBatch).items()}
+def _dims(hint) -> tuple[str, ...]:
+    """"B T" -> ("B", "T"), also through `X | None`."""
+    if not hasattr(hint, "dim_str"):
+        hint = next(h for h in typing.get_args(hint) if hasattr(h, "dim_str"))
+    return tuple(hint.dim_str.split())
+
+
+_TOKEN_BATCH_AXES = {name: _dims(hint) for name, hint in typing.get_type_hints(TokenBatch).items()}

@@ -21,7 +21,7 @@ import numpy as np
 
 from gatolab import tokenizers as tk
 from gatolab.episode import Episode
-from gatolab.sequence import PER_TOKEN_DTYPES, PER_TOKEN_FIELDS, TokenSequence
+from gatolab.sequence import PER_TOKEN_DTYPES, PER_TOKEN_FIELDS, ObsEncoding, TokenSequence
 from gatolab.specs import EnvSpec, FieldSpec, Modality, flatten_fields
 from gatolab.text import TextTokenizer
 
@@ -34,6 +34,18 @@ class TokenizerConfig:
     continuous field's own static rule (`FieldSpec.mu_law`, "auto" by default: only fields whose
     declared bounds leave [-1, 1]); "always" mu-law encodes every continuous value, actions
     in [-1, 1] too (an ablation switch; the same data serves both, decoding follows the rule).
+
+    `obs_encoding` (issue 18; not in the paper, which tokenizes every element, Gato §2.1):
+    "tokens" (default, Gato's): every observation element is a token (continuous bins,
+    discrete values, 16x16 patches). "field": every non-text observation field of a
+    timestep is one token that carries its whole vector, so a timestep is
+    `text pieces, fields…, '|', actions`; the network embeds it in one piece
+    (`gatolab.model.embed.FieldEmbedder`). Continuous fields carry their values after the
+    mu-law rule and clipping, in [-1, 1] (what Gato discretizes), discrete fields their
+    integer values, image fields their patches (one token for all of an image's patches).
+    Actions, the separator and text stay Gato's tokens, so targets, decoding and data are
+    unchanged. `field_width` is the longest field vector a token carries (the BabyAI grid's
+    147 values, Meta-World's 39); a wider field is an error naming it.
     """
 
     vocab: tk.Vocabulary = tk.Vocabulary()
@@ -43,10 +55,16 @@ class TokenizerConfig:
     mu: float = tk.MU  # Gato appendix B
     m: float = tk.M
     mu_law: Literal["per_field", "always"] = "per_field"
+    obs_encoding: ObsEncoding = "tokens"
+    field_width: int = 256
 
     def __post_init__(self):
         if self.mu_law not in ("per_field", "always"):
             raise ValueError(f"TokenizerConfig.mu_law must be 'per_field' or 'always', got {self.mu_law!r}")
+        if self.obs_encoding not in ("tokens", "field"):
+            raise ValueError(f"TokenizerConfig.obs_encoding must be 'tokens' or 'field', got {self.obs_encoding!r}")
+        if int(self.field_width) < 1:
+            raise ValueError(f"TokenizerConfig.field_width must be >= 1, got {self.field_width}")
 
     def uses_mu_law(self, f: FieldSpec) -> bool:
         """Whether continuous field `f` is mu-law encoded under this config."""
@@ -64,7 +82,9 @@ class _Block:
     field: int
     is_action: bool
     loss: bool
-    patch_src: np.ndarray | None = None  # IMAGE: index into the episode's stacked patches
+    patch_src: np.ndarray | None = None  # IMAGE: index into the episode's stacked patches (the first, if several)
+    width: np.ndarray | None = None  # obs_encoding="field": elements (values or patches) each token carries
+    vector: np.ndarray | None = None  # obs_encoding="field": (sum(lengths), field_width) values, zero-padded
 
 
 class GatoTokenizer:
@@ -105,6 +125,13 @@ class GatoTokenizer:
 
     def encode_continuous(self, name: str, f: FieldSpec, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(T, *shape) floats -> ids (T, n), values (T, n): mu-law (per field), 1024 bins, shift."""
+        y, x = self.continuous_unit(name, f, x)
+        bins = tk.discretize(y, self.vocab.continuous_bins)
+        return (bins + self.vocab.continuous_offset).astype(np.int32), x.astype(np.float32)
+
+    def continuous_unit(self, name: str, f: FieldSpec, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(T, *shape) floats -> (y, x), both (T, n) float64: y in [-1, 1] after the field's mu-law
+        rule (what Gato discretizes into bins), x the checked (and, for 'clip' fields, clipped) values."""
         x = np.asarray(x)
         if x.dtype.kind not in "fiub":
             raise ValueError(f"field {name!r}: continuous values must be numeric, got dtype {x.dtype}")
@@ -125,8 +152,7 @@ class GatoTokenizer:
                 v = x[np.abs(y) > 1.0][0]
                 why = f"beyond ±{self.config.m:g}, where mu-law leaves [-1, 1]" if self.config.uses_mu_law(f) else "outside [-1, 1] and mu_law='never'"
                 raise ValueError(f"field {name!r}: value {v:.6g} is {why}; set out_of_range='clip' on the field to saturate")
-        bins = tk.discretize(y, self.vocab.continuous_bins)
-        return (bins + self.vocab.continuous_offset).astype(np.int32), x.astype(np.float32)
+        return y, x
 
     def decode_continuous(self, f: FieldSpec, ids: np.ndarray, name: str | None = None) -> np.ndarray:
         """Continuous-token ids -> values (bin centre, inverse mu-law per the field's rule)."""
@@ -158,6 +184,13 @@ class GatoTokenizer:
             self._check_fields("action", actions, spec.action)
         names = tuple(spec.observation_order) + tuple(spec.action_order)
 
+        field_mode = self.config.obs_encoding == "field"
+        if field_mode:
+            for key in spec.observation_order:
+                f = spec.observation[key]
+                if f.modality != Modality.TEXT and f.is_loss_target(is_action=False):
+                    raise ValueError(f"field {key!r}: a loss-target observation field cannot be encoded as one token "
+                                     f"(tokenizer.obs_encoding='field'); use obs_encoding='tokens' or loss=False")
         blocks: list[_Block] = []
         patch_sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per image field: patches (T*P,...), rows, cols
         n_patches = 0
@@ -183,9 +216,18 @@ class GatoTokenizer:
                 rows = np.tile(per_t[0][1], (t, 1)) if per_t else np.zeros((0, 2), np.float32)
                 cols = np.tile(per_t[0][2], (t, 1)) if per_t else np.zeros((0, 2), np.float32)
                 patch_sets.append((patches, rows, cols))
-                blocks.append(_Block(np.full(t, p), np.full(t * p, self.vocab.image_id, np.int32), int(Modality.IMAGE),
-                                     np.nan, fi, False, loss, patch_src=n_patches + np.arange(t * p)))
+                if field_mode:  # one token per image, carrying its p patches
+                    blocks.append(_Block(np.ones(t, np.int64), np.full(t, self.vocab.image_id, np.int32), int(Modality.IMAGE),
+                                         np.nan, fi, False, loss, patch_src=n_patches + p * np.arange(t),
+                                         width=np.full(t, p, np.int32)))
+                else:
+                    blocks.append(_Block(np.full(t, p), np.full(t * p, self.vocab.image_id, np.int32), int(Modality.IMAGE),
+                                         np.nan, fi, False, loss, patch_src=n_patches + np.arange(t * p)))
                 n_patches += t * p
+            elif field_mode:
+                x = np.asarray(obs[key])
+                self._check_shape(key, f, x, t)
+                blocks.append(self._field_block(key, f, x, fi, loss))
             else:
                 x = np.asarray(obs[key])
                 self._check_shape(key, f, x, t)
@@ -204,6 +246,27 @@ class GatoTokenizer:
                     blocks.append(_Block(np.full(t, ids.shape[1]), ids.ravel(), int(f.modality), values.ravel(),
                                          names.index(key), True, f.is_loss_target(is_action=True)))
         return self._assemble(blocks, patch_sets, t, names, episode.task)
+
+    def _field_block(self, key: str, f: FieldSpec, x: np.ndarray, fi: int, loss: bool) -> _Block:
+        """obs_encoding="field": one token per timestep carrying the field's vector (T, field_width).
+
+        Continuous: the values in [-1, 1] after the mu-law rule (`continuous_unit`); discrete:
+        the integer values (checked as `encode_discrete` checks them).
+        """
+        t, width = len(x), self.config.field_width
+        if f.modality == Modality.DISCRETE:
+            _, values = self.encode_discrete(key, f, x)
+        else:
+            values, _ = self.continuous_unit(key, f, x)
+            values = values.reshape(t, -1)
+        n = values.shape[1]
+        if n > width:
+            raise ValueError(f"field {key!r}: {n} elements do not fit tokenizer.field_width={width} "
+                             f"(obs_encoding='field' carries a field in one token); raise tokenizer.field_width")
+        vector = np.zeros((t, width), np.float32)
+        vector[:, :n] = values
+        return _Block(np.ones(t, np.int64), np.full(t, self.vocab.pad_id, np.int32), int(f.modality), np.nan, fi,
+                      False, loss, width=np.full(t, n, np.int32), vector=vector)
 
     def tokenize_observation(self, observation: Mapping[str, Any], spec: EnvSpec, timestep: int = 0, task: str = "") -> TokenSequence:
         """One observation (deployment, §2.4): its tokens then '|' if the spec has actions."""
@@ -273,6 +336,9 @@ class GatoTokenizer:
         n = int(flat.sum())
         out = {name: np.zeros(n, PER_TOKEN_DTYPES[name]) for name in PER_TOKEN_FIELDS}
         patch_src = np.full(n, -1, np.int64)
+        field_mode = self.config.obs_encoding == "field"
+        width = np.zeros(n, np.int32) if field_mode else None
+        vector = np.zeros((n, self.config.field_width), np.float32) if field_mode else None
         for fi, b in enumerate(blocks):
             m = int(b.lengths.sum())
             if m == 0:
@@ -287,6 +353,10 @@ class GatoTokenizer:
             out["loss_mask"][pos] = b.loss
             if b.patch_src is not None:
                 patch_src[pos] = b.patch_src
+            if b.width is not None:
+                width[pos] = b.width
+            if b.vector is not None:
+                vector[pos] = b.vector
         per_t = lengths.sum(1)
         out["timestep"] = np.repeat(np.arange(t), per_t).astype(np.int32)
         is_obs = (out["modality"] != Modality.SEPARATOR) & ~out["is_action"]
@@ -295,18 +365,23 @@ class GatoTokenizer:
         # timestep is their local position (Gato §C.3).
         out["local_position"] = np.where(is_obs, np.arange(n) - t_start, -1).astype(np.int32)
         img = out["modality"] == Modality.IMAGE
-        out["patch_index"] = np.where(img, np.cumsum(img) - 1, -1).astype(np.int32)
+        # Patches each IMAGE token embeds: one ("tokens"), or all of its image's ("field").
+        count = (width if field_mode else np.ones(n, np.int32)) * img
+        first = np.cumsum(count) - count
+        out["patch_index"] = np.where(img, first, -1).astype(np.int32)
         s, c = self.config.patch_size, self.config.image_channels
         if patch_sets:
             all_p = np.concatenate([p[0] for p in patch_sets])
             all_r = np.concatenate([p[1] for p in patch_sets])
             all_c = np.concatenate([p[2] for p in patch_sets])
-            src = patch_src[img]
+            k = count[img]
+            src = np.repeat(patch_src[img], k) + np.arange(int(k.sum())) - np.repeat(first[img], k)
             patches, rows, cols = all_p[src], all_r[src], all_c[src]
         else:
             patches, rows, cols = np.zeros((0, s, s, c), np.float32), np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
         out["value"][~np.isin(out["modality"], (Modality.DISCRETE, Modality.CONTINUOUS))] = np.nan
-        return TokenSequence(**out, patches=patches, patch_row_interval=rows, patch_col_interval=cols, field_names=names, task=task)
+        return TokenSequence(**out, patches=patches, patch_row_interval=rows, patch_col_interval=cols, field_names=names, task=task,
+                             field_width=width, field_values=vector)
 
 
 def _check_ids(name: str | None, kind: str, ids: np.ndarray, lo: int, hi: int) -> None:

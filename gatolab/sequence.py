@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 import html
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from gatolab.specs import Modality
 from gatolab.text import TextTokenizer
+
+ObsEncoding = Literal["tokens", "field"]  # how observations become tokens: `TokenizerConfig.obs_encoding`
 
 PER_TOKEN_FIELDS = ("ids", "modality", "timestep", "local_position", "is_action", "loss_mask", "field", "value", "patch_index")
 PER_TOKEN_DTYPES = {
@@ -58,6 +60,11 @@ class TokenSequence:
     Patch arrays:
       patches: (P, S, S, C) float32, pixels in [-1, 1] / sqrt(S).
       patch_row_interval, patch_col_interval: (P, 2) float32 normalised [start, end).
+    Field encoding (`TokenizerConfig.obs_encoding="field"` only; None for Gato's tokens):
+      field_width: (N,) int32, how many elements an observation token carries: a
+        continuous/discrete field's values, or an IMAGE token's patches (which start at
+        its `patch_index`); 0 for text, separator and action tokens.
+      field_values: (N, F) float32, the values (zero-padded to F = `field_width` of the config).
     """
 
     ids: np.ndarray
@@ -74,6 +81,8 @@ class TokenSequence:
     patch_col_interval: np.ndarray
     field_names: tuple[str, ...] = ()
     task: str = ""
+    field_width: np.ndarray | None = None
+    field_values: np.ndarray | None = None
 
     def __post_init__(self):
         n = None
@@ -98,9 +107,22 @@ class TokenSequence:
         object.__setattr__(self, "patches", patches)
         object.__setattr__(self, "field_names", tuple(self.field_names))
         is_image = self.modality == Modality.IMAGE
-        if int(is_image.sum()) != p:
-            raise ValueError(f"TokenSequence: {int(is_image.sum())} IMAGE tokens but {p} patches")
-        if np.any(self.patch_index[~is_image] != -1) or not np.array_equal(self.patch_index[is_image], np.arange(p)):
+        if (self.field_width is None) != (self.field_values is None):
+            raise ValueError("TokenSequence: field_width and field_values come together (obs_encoding='field') or not at all")
+        if self.field_width is not None:
+            width = np.asarray(self.field_width, np.int32)
+            values = np.asarray(self.field_values, np.float32)
+            if width.shape != (n,) or values.ndim != 2 or values.shape[0] != n:
+                raise ValueError(f"TokenSequence.field_width / field_values: expected ({n},) and ({n}, F), "
+                                 f"got {width.shape} and {values.shape}")
+            if np.any(width[is_image] < 1) or np.any(width[~is_image] > values.shape[1]):
+                raise ValueError("TokenSequence.field_width: IMAGE tokens carry >= 1 patch, other tokens at most F values")
+            object.__setattr__(self, "field_width", width)
+            object.__setattr__(self, "field_values", values)
+        counts = self.patch_counts()[is_image]
+        if int(counts.sum()) != p:
+            raise ValueError(f"TokenSequence: {int(is_image.sum())} IMAGE tokens cover {int(counts.sum())} patches, but there are {p}")
+        if np.any(self.patch_index[~is_image] != -1) or not np.array_equal(self.patch_index[is_image], np.cumsum(counts) - counts):
             raise ValueError("TokenSequence.patch_index: IMAGE tokens must point at patches 0..P-1 in order, others at -1")
         if n and np.any(np.diff(self.timestep) < 0):
             raise ValueError("TokenSequence.timestep: must be non-decreasing")
@@ -115,6 +137,15 @@ class TokenSequence:
     def num_patches(self) -> int:
         return int(self.patches.shape[0])
 
+    @property
+    def obs_encoding(self) -> ObsEncoding:
+        return "tokens" if self.field_width is None else "field"
+
+    def patch_counts(self) -> np.ndarray:
+        """(N,) patches each token embeds: 1 per IMAGE token with Gato's tokens, its image's with fields."""
+        is_image = self.modality == Modality.IMAGE
+        return (is_image if self.field_width is None else np.where(is_image, self.field_width, 0)).astype(np.int64)
+
     def timestep_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(starts, ends) token indices of each timestep, in order (half-open)."""
         if len(self) == 0:
@@ -123,6 +154,11 @@ class TokenSequence:
         starts = np.concatenate([[0], change])
         ends = np.concatenate([change, [len(self)]])
         return starts, ends
+
+    def tokens_within_patches(self, room: int) -> int:
+        """How many leading tokens embed at most `room` patches (where to cut before the patch axis overflows)."""
+        over = np.flatnonzero(np.cumsum(self.patch_counts()) > room)
+        return int(over[0]) if len(over) else len(self)
 
     @property
     def num_timesteps(self) -> int:
@@ -142,9 +178,12 @@ class TokenSequence:
         start, stop, _ = slice(start, stop).indices(len(self))
         is_img = self.modality[start:stop] == Modality.IMAGE
         pidx = self.patch_index[start:stop][is_img]
-        p0, p1 = (int(pidx[0]), int(pidx[-1]) + 1) if len(pidx) else (0, 0)
+        last = self.patch_counts()[start:stop][is_img]
+        p0, p1 = (int(pidx[0]), int(pidx[-1] + last[-1])) if len(pidx) else (0, 0)
         per_token = {name: getattr(self, name)[start:stop] for name in PER_TOKEN_FIELDS}
         per_token["patch_index"] = np.where(is_img, per_token["patch_index"] - p0, -1)
+        fields = {} if self.field_width is None else {"field_width": self.field_width[start:stop],
+                                                      "field_values": self.field_values[start:stop]}
         return TokenSequence(
             **per_token,
             patches=self.patches[p0:p1],
@@ -152,6 +191,7 @@ class TokenSequence:
             patch_col_interval=self.patch_col_interval[p0:p1],
             field_names=self.field_names,
             task=self.task,
+            **fields,
         )
 
     def window(self, start_timestep: int, max_len: int = 1024) -> TokenSequence:
@@ -199,6 +239,9 @@ class TokenSequence:
         """
         if not parts:
             raise ValueError("concatenate: nothing to join")
+        encodings = {p.obs_encoding for p in parts}
+        if len(encodings) > 1 or len({p.field_values.shape[1] for p in parts if p.field_values is not None}) > 1:
+            raise ValueError(f"concatenate: parts tokenized with different obs_encoding / field_width ({sorted(encodings)})")
         names: list[str] = []
         for p in parts:
             names += [n for n in p.field_names if n not in names]
@@ -218,6 +261,9 @@ class TokenSequence:
             patches.append(p.patches)
             rows.append(p.patch_row_interval)
             cols_iv.append(p.patch_col_interval)
+        fields = {} if parts[0].field_width is None else {
+            "field_width": np.concatenate([p.field_width for p in parts]),
+            "field_values": np.concatenate([p.field_values for p in parts])}
         return TokenSequence(
             **{name: np.concatenate(v) for name, v in cols.items()},
             patches=np.concatenate(patches),
@@ -225,6 +271,7 @@ class TokenSequence:
             patch_col_interval=np.concatenate(cols_iv),
             field_names=tuple(names),
             task=parts[-1].task,
+            **fields,
         )
 
     # --- batching ------------------------------------------------------------------------
@@ -232,7 +279,8 @@ class TokenSequence:
         """Pads to fixed shapes for a batch: per-token arrays (L,), patches (P_max, S, S, C).
 
         Padding tokens have modality PAD, loss_mask False, patch_index -1, and
-        `valid` False. `max_patches` defaults to `length`.
+        `valid` False. `max_patches` defaults to `length`. Field-encoded sequences add
+        `field_width` (L,) and `field_values` (L, F), zero for padding.
         """
         max_patches = length if max_patches is None else max_patches
         n, p = len(self), self.num_patches
@@ -254,6 +302,11 @@ class TokenSequence:
         for name in ("patch_row_interval", "patch_col_interval"):
             out[name] = np.zeros((max_patches, 2), np.float32)
             out[name][:p] = getattr(self, name)
+        if self.field_width is not None:
+            out["field_width"] = np.zeros(length, np.int32)
+            out["field_width"][:n] = self.field_width
+            out["field_values"] = np.zeros((length, self.field_values.shape[1]), np.float32)
+            out["field_values"][:n] = self.field_values
         return out
 
     # --- display ----------------------------------------------------------------------------
@@ -266,6 +319,8 @@ class TokenSequence:
             label = m.name.lower()
             if m == Modality.TEXT and text is not None:
                 label = repr(text.piece(int(self.ids[i])))
+            elif self.field_width is not None and self.field_width[i] and m != Modality.TEXT:
+                label = f"{m.name.lower()} field ({int(self.field_width[i])} {'patches' if m == Modality.IMAGE else 'values'})"
             elif m in (Modality.DISCRETE, Modality.CONTINUOUS):
                 label = f"{self.value[i]:.4g}"
             elif m == Modality.SEPARATOR:

@@ -138,6 +138,10 @@ def test_smoke_experiment_resumes_after_sigkill(tmp_path):
     assert s["difference_from_baseline"]["recompute"]["gato"]["value"] == 0.0
     assert "not distinguishable at this budget" in s["sentences"][0]
     assert (out / "results.parquet").exists() and "recompute" in (out / "summary.md").read_text()
+    # What each arm's training processed: the resumed seed counts its steps once, so both seeds agree.
+    train = summary["training"]["memory"]
+    assert train["steps"] == 6 and train["cells"] == 2 and train["tokens"] > train["timesteps"] > 0
+    assert train["tokens_per_s"] > 0 and "timesteps/s" in (out / "summary.md").read_text()
     # Eval-only arms share the training run; TensorBoard finds every cell's events under the experiment folder.
     cell = json.loads((out / "cells" / "recompute" / "seed0" / "cell.json").read_text())
     assert cell["train_dir"] == "cells/memory/seed0/train" and not (out / "cells" / "recompute" / "seed0" / "train").exists()

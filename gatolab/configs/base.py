@@ -142,6 +142,9 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.episodes must be >= 1, got {self.episodes}")
 
 
+_FROM_TOKENIZER = ("obs_encoding", "field_width")  # model fields a run takes from its tokenizer
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything one run is: data -> tokenizer -> model -> training -> evaluation.
@@ -180,6 +183,10 @@ class RunConfig:
         if "vocab_size" in self.train.model_overrides:
             raise ValueError("RunConfig: the model's vocab_size follows the tokenizer's id layout "
                              "(text.vocab_size, text.compact_ids, tokenizer.vocab.*); do not set model.vocab_size")
+        for name in _FROM_TOKENIZER:
+            if name in self.train.model_overrides:
+                raise ValueError(f"RunConfig: the model's {name} follows the tokenizer's; set tokenizer.{name} "
+                                 f"instead of model.{name}")
         if self.budget_minutes is not None and not (self.budget_minutes > 0 and math.isfinite(self.budget_minutes)):
             raise ValueError(f"RunConfig.budget_minutes must be > 0, got {self.budget_minutes}")
         if self.probe_steps < 1:
@@ -194,9 +201,8 @@ class RunConfig:
         return dataclasses.replace(self.tokenizer, vocab=vocab)
 
     def model_config(self) -> ModelConfig:
-        vocab = self.tokenizer_config().vocab.size
         try:
-            return ModelConfig.preset(self.train.preset, **{**self.train.model_overrides, "vocab_size": vocab})
+            return ModelConfig.preset(self.train.preset, **{**self.train.model_overrides, **self._from_tokenizer()})
         except TypeError as e:  # an unknown field name
             raise ValueError(f"RunConfig: model overrides {dict(self.train.model_overrides)}: {e}") from None
 
@@ -206,8 +212,16 @@ class RunConfig:
         optim = dataclasses.replace(self.train.optim, total_steps=steps,
                                     warmup_steps=min(self.train.optim.warmup_steps, steps))
         return dataclasses.replace(self.train, steps=steps, optim=optim,
-                                   model_overrides={**self.train.model_overrides,
-                                                    "vocab_size": self.tokenizer_config().vocab.size})
+                                   model_overrides={**self.train.model_overrides, **self._from_tokenizer()})
+
+    def _from_tokenizer(self) -> dict[str, Any]:
+        """The model fields the tokenizer decides: the id layout's size, and how observations are
+        encoded (`field_width` only where it matters, so Gato's configs keep their overrides)."""
+        tok = self.tokenizer_config()
+        out: dict[str, Any] = {"vocab_size": tok.vocab.size}
+        if tok.obs_encoding != "tokens":
+            out.update(obs_encoding=tok.obs_encoding, field_width=tok.field_width)
+        return out
 
     def mixture_config(self) -> MixtureConfig:
         t = self.train

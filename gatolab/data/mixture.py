@@ -211,7 +211,7 @@ class Mixture:
         self.kept: list[np.ndarray] = []  # per global task
         self.filter_report: list[dict[str, Any]] = []
         self._dataset_tasks: list[np.ndarray] = []
-        patch_bound = 0
+        patch_bound = per_step_most = 0
         for di, ds in enumerate(self.datasets):
             tids = []
             by_task = collections.defaultdict(list)
@@ -222,6 +222,7 @@ class Mixture:
                 spec = ds.specs[task]
                 per_step = self._patches_per_timestep(spec)
                 if per_step:
+                    per_step_most = max(per_step_most, per_step)
                     patch_bound = max(patch_bound, 2 * per_step * int(ds.episode_length[idx].max()))
                     if config.pack_non_control and not spec.action:
                         # [open] packed image-text rows stop adding episodes at L/2 patches: an
@@ -248,7 +249,11 @@ class Mixture:
             raise ValueError(f"Mixture: no dataset has both a positive weight and episodes left after filtering (weights {dict(zip(names, w))})")
         w = np.where(usable, w, 0.0)
         self.weights = w / w.sum()  # the probabilities actually used
-        self.max_patches = config.max_patches if config.max_patches is not None else min(config.sequence_length, patch_bound)
+        # A row of L tokens holds at most L patches with Gato's tokens; a field-encoded image is one
+        # token for a whole image, and a timestep is at least 2 tokens (image, '|'), so L/2 images.
+        L = config.sequence_length
+        cap = L if self.tokenizer.config.obs_encoding == "tokens" else per_step_most * max(1, L // 2)
+        self.max_patches = config.max_patches if config.max_patches is not None else min(cap, patch_bound)
         self._dataset_episode_weights = []
         for di in range(len(self.datasets)):
             tids = self._dataset_tasks[di]
@@ -373,8 +378,7 @@ class Mixture:
                 raise ValueError(f"dataset {ds.name!r} task {self.task_names[d.task]!r}: a window holds "
                                  f"{window.num_patches + prompt_patches} image patches, more than max_patches="
                                  f"{self.max_patches}; raise the training config's max_patches")
-            img = np.flatnonzero(window.modality == Modality.IMAGE)  # cut before the overflowing patch
-            window = window.slice(0, int(img[room]))
+            window = window.slice(0, window.tokens_within_patches(room))  # cut before the overflowing patch
         parts = [window]
         if allow_cut and c.pack_non_control:  # text / vision-language: continue with the next episodes
             eps = self.kept[d.task]
@@ -386,10 +390,8 @@ class Mixture:
                     break
                 nxt = self.tokens(d.dataset, int(eps[(pos + j) % len(eps)]))
                 stop = min(len(nxt), L - used)  # the last one is cut at L, as LM packing does
-                room = self.max_patches - patches
-                img = np.flatnonzero(nxt.modality[:stop] == Modality.IMAGE)
-                if len(img) > room:  # ... or before the patch that would overflow the batch's patch axis
-                    stop = int(img[room])
+                # ... or before the patch that would overflow the batch's patch axis
+                stop = min(stop, nxt.tokens_within_patches(self.max_patches - patches))
                 if stop == 0:
                     break
                 piece = nxt.slice(0, stop)

@@ -112,6 +112,7 @@ def eval_unit(spec: ExperimentSpec, out: str, arm: str, seed: int) -> dict[str, 
     rows = cell_rows(cell, ev["control"].rows if ev["control"] is not None else [])
     record = {"arm": cell.arm, "seed": cell.seed, "train_dir": str(tdir.relative_to(out_p)), "data": dirs,
               "eval_seconds": round(time.perf_counter() - t0, 1), "trained_steps": _trained_steps(tdir),
+              "training": training_totals(tdir),
               "aggregate": ev["control"].aggregate if ev["control"] is not None else {}, "language": ev["language"],
               "config": cell.config.to_json(), "rows": rows}
     _write_events(folder / "tb", tdir, record)
@@ -129,6 +130,20 @@ def _find(all_cells: Sequence[Cell], arm: str, seed: int) -> Cell:
 def _trained_steps(tdir: Path) -> int | None:
     lines = read_metrics(tdir)
     return int(lines[-1]["step"]) if lines else None
+
+
+def training_totals(tdir: str | os.PathLike) -> dict[str, float]:
+    """What a run's training processed, from its metrics lines: steps, seconds of logged steps
+    (compilation included), tokens and timesteps seen, and their rates. Lines written before
+    the loop logged tokens and timesteps (older runs) give only the steps."""
+    lines = [m for m in read_metrics(tdir) if "loss" in m]
+    out: dict[str, float] = {"steps": float(lines[-1]["step"]) if lines else 0.0}
+    if lines and all("window_seconds" in m for m in lines):
+        seconds = sum(m["window_seconds"] for m in lines)
+        tokens, timesteps = sum(m["tokens"] for m in lines), sum(m["timesteps"] for m in lines)
+        out.update(seconds=seconds, tokens=float(tokens), timesteps=float(timesteps),
+                   tokens_per_s=tokens / max(seconds, 1e-9), timesteps_per_s=timesteps / max(seconds, 1e-9))
+    return out
 
 
 def cell_rows(cell: Cell, results_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -166,6 +181,32 @@ def _write_events(folder: Path, tdir: Path, record: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------
 # The table and the summary
 # ---------------------------------------------------------------------------------------
+def _training_by_arm(out_p: Path, done: Sequence[Cell]) -> dict[str, dict[str, float]]:
+    """Per arm, the mean over its finished cells of `training_totals` (what each arm's training processed)."""
+    by_arm: dict[str, list[dict[str, float]]] = {}
+    for c in done:
+        t = json.loads((cell_dir(out_p, c) / CELL_FILE).read_text()).get("training")
+        if t:
+            by_arm.setdefault(c.arm, []).append(t)
+    out = {}
+    for arm, ts in by_arm.items():
+        keys = set.intersection(*(set(t) for t in ts))
+        out[arm] = {k: float(np.mean([t[k] for t in ts])) for k in sorted(keys)} | {"cells": float(len(ts))}
+    return out
+
+
+def _training_markdown(training: Mapping[str, Mapping[str, float]]) -> str:
+    if not any("tokens" in t for t in training.values()):
+        return ""
+    lines = ["", "## Training per arm (mean over seeds)", "",
+             "| arm | steps | seconds | tokens | timesteps | tokens/s | timesteps/s |", "|---|---|---|---|---|---|---|"]
+    for arm, t in training.items():
+        if "tokens" in t:
+            lines.append(f"| {arm} | {t['steps']:.0f} | {t['seconds']:.0f} | {t['tokens']:,.0f} | {t['timesteps']:,.0f} | "
+                         f"{t['tokens_per_s']:,.0f} | {t['timesteps_per_s']:,.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def collect(spec: ExperimentSpec, out: str | os.PathLike) -> list[dict[str, Any]]:
     """The long table from every finished cell (a pure function of the cell folders)."""
     out_p = Path(out)
@@ -193,11 +234,13 @@ def write_table(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) 
     if spec.baseline_arm in arms_done:
         complete = [r for r in rows if r["arm"] in arms_done]
         summary = stats.summarize(complete, spec.baseline_arm, reps=reps)
+    training = _training_by_arm(out_p, done)
     record = {"spec": spec.to_json(), "cells": len(all_cells), "done": len(done), "rows": len(rows),
-              "complete_arms": sorted(arms_done), "summary": summary}
+              "complete_arms": sorted(arms_done), "summary": summary, "training": training}
     io_utils.atomic_write_json(out_p / "summary.json", record)
     head = f"# {spec.name}\n\n{spec.question}\n\n{len(done)}/{len(all_cells)} cells done; seeds {list(spec.seeds)}.\n\n"
-    io_utils.atomic_write_text(out_p / "summary.md", head + (stats.markdown(summary) if summary else "No complete arm yet.\n"))
+    body = stats.markdown(summary) if summary else "No complete arm yet.\n"
+    io_utils.atomic_write_text(out_p / "summary.md", head + body + _training_markdown(training))
     return summary
 
 

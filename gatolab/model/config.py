@@ -24,6 +24,7 @@ Activation = Literal["gelu", "relu", "geglu"]
 ActionPosition = Literal["shared", "none"]
 Remat = Literal["none", "block"]
 DType = Literal["float32", "bfloat16"]
+ObsEncoding = Literal["tokens", "field"]
 
 # Gato Table 5 (appendix C.1; GATO_SPEC §3): layers, embed dim, FF hidden, heads, head size.
 # The main text's "8196" FF hidden for the 1.18B model is a typo for 8192 (GATO_SPEC §3).
@@ -104,6 +105,15 @@ class ModelConfig:
         gato_79m shape, batch 2 x 1024, bfloat16, on 2 CPU cores: 1.0 GB of XLA temporaries
         instead of 4.9 GB, and faster, not slower. "none" keeps activations.
       norm_eps: LayerNorm epsilon.
+      obs_encoding: how an observation enters the network (issue 18; follows
+        `TokenizerConfig.obs_encoding` in a run). "tokens" (default): Gato §2.1, one token per
+        element. "field": one embedding per observation field (`embed.FieldEmbedder`):
+        continuous values through a learned linear map, discrete values through a small
+        learned table (`field_discrete_dim` wide per element) then a linear map, images
+        through the patch ResNet averaged over the image's patches. Text, '|' and actions
+        stay Gato's tokens.
+      field_width: F, the longest field vector a "field" token carries (the tokenizer's).
+      field_discrete_dim: width of the per-element discrete embedding ("field" only).
     Global position encoding (GATO_SPEC §3 [open]): none. The paper describes only local
     observation positions (§2.2); a causal decoder infers order from its mask, and without
     absolute positions the deployment key/value cache can drop old timesteps freely.
@@ -135,9 +145,12 @@ class ModelConfig:
     scan_layers: bool = True
     remat: Remat = "block"
     norm_eps: float = 1e-6
+    obs_encoding: ObsEncoding = "tokens"
+    field_width: int = 256
+    field_discrete_dim: int = 8
 
     def __post_init__(self):
-        choices = {"norm": ("pre", "post"), "activation": ("gelu", "relu", "geglu"), "action_position": ("shared", "none"),
+        choices = {"obs_encoding": ("tokens", "field"), "norm": ("pre", "post"), "activation": ("gelu", "relu", "geglu"), "action_position": ("shared", "none"),
                    "remat": ("none", "block"), "dtype": ("float32", "bfloat16"),
                    "patch_dtype": (None, "float32", "bfloat16")}
         for name, allowed in choices.items():
@@ -145,7 +158,7 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("num_layers", "embed_dim", "ff_dim", "num_heads", "head_dim", "vocab_size", "vocab_pad_multiple",
                      "context_len", "max_local_positions", "patch_size", "image_channels", "patch_position_bins",
-                     "resnet_channels", "resnet_groups"):
+                     "resnet_channels", "resnet_groups", "field_width", "field_discrete_dim"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.resnet_channels % self.resnet_groups:

@@ -72,6 +72,7 @@ from flax import nnx, struct
 from jaxtyping import Array, Bool, Float, Int
 
 from gatolab.batch import TokenBatch
+from gatolab.model.config import ModelConfig
 from gatolab.model.gato import Gato, logits
 from gatolab.model.layers import compute_dtype
 from gatolab.sequence import TokenSequence
@@ -260,18 +261,20 @@ def _choose(model: Gato, h: Float[Array, "D"], lo, hi, temperature, key, width: 
     return start + k, jnp.exp(logp[k]), jnp.exp(logp), start
 
 
-def _action_chunk(ids: Int[Array, "R"], active: Bool[Array, "R"], vocab: Vocabulary, patch_size: int,
-                  channels: int) -> TokenBatch:
+def _action_chunk(ids: Int[Array, "R"], active: Bool[Array, "R"], vocab: Vocabulary, config: ModelConfig) -> TokenBatch:
     """The (R, 1) chunk of one action token per row (continuous or discrete by its id)."""
-    r = ids.shape[0]
+    r, s, c = ids.shape[0], config.patch_size, config.image_channels
     lo = vocab.continuous_offset
     cont = (ids >= lo) & (ids < lo + vocab.continuous_bins)
     modality = jnp.where(cont, int(Modality.CONTINUOUS), int(Modality.DISCRETE)).astype(jnp.int8)
+    fields = ({} if config.obs_encoding == "tokens" else
+              {"field_width": jnp.zeros((r, 1), jnp.int32), "field_values": jnp.zeros((r, 1, config.field_width), jnp.float32)})
     return TokenBatch(ids=ids[:, None].astype(jnp.int32), modality=modality[:, None],
                       local_position=jnp.full((r, 1), -1, jnp.int32), is_action=jnp.ones((r, 1), bool),
                       patch_index=jnp.full((r, 1), -1, jnp.int32), valid=active[:, None], loss_mask=jnp.zeros((r, 1), bool),
-                      patches=jnp.zeros((r, 0, patch_size, patch_size, channels), jnp.float32),
-                      patch_row_interval=jnp.zeros((r, 0, 2), jnp.float32), patch_col_interval=jnp.zeros((r, 0, 2), jnp.float32))
+                      patches=jnp.zeros((r, 0, s, s, c), jnp.float32),
+                      patch_row_interval=jnp.zeros((r, 0, 2), jnp.float32), patch_col_interval=jnp.zeros((r, 0, 2), jnp.float32),
+                      **fields)
 
 
 # ---------------------------------------------------------------------------------------
@@ -363,7 +366,7 @@ def _act_impl(chunk_graphdef, token_graphdef, vocab, chunk_params, token_params,
     def body(carry, xs):
         sub, prev = carry
         rng, key = xs
-        tokens = _action_chunk(prev, active, vocab, cfg.patch_size, cfg.image_channels)
+        tokens = _action_chunk(prev, active, vocab, cfg)
         sub, _ = _run_chunk(token_model, sub, tokens, active.astype(jnp.int32), act_ts[:, None])
         tok, p, _, _ = choose(sub.h_last, rng[:, 0], rng[:, 1], temperature, key)
         return (sub, tok), (tok, p)
@@ -403,9 +406,11 @@ def _steps(graphdef, token_graphdef, vocab: Vocabulary):
 class _Tokens:
     """Tokens the decoder feeds or has fed to one row, one entry per token, numbered by decoder timestep.
 
-    The fields are `TokenBatch`'s, plus `timestep`, except that every token carries its own
-    patch (zeros unless it is an IMAGE token): pieces then join and split by plain
-    indexing, and `chunk` packs them into the `TokenBatch` row the network reads.
+    The per-token fields are `TokenBatch`'s, plus `timestep` and `patch_count` (the patches a
+    token embeds: 1 per IMAGE token with Gato's tokens, a whole image with
+    `obs_encoding="field"`); the patches of the image tokens follow in token order, so
+    pieces join and split by plain indexing, and `chunk` packs them into the `TokenBatch`
+    row the network reads.
     """
 
     ids: np.ndarray  # (N,) int32
@@ -413,9 +418,12 @@ class _Tokens:
     local_position: np.ndarray  # (N,) int32
     is_action: np.ndarray  # (N,) bool
     timestep: np.ndarray  # (N,) int64: the decoder's timestep counter
-    patches: np.ndarray  # (N, S, S, C) float32
-    patch_row_interval: np.ndarray  # (N, 2) float32
-    patch_col_interval: np.ndarray  # (N, 2) float32
+    patch_count: np.ndarray  # (N,) int64
+    patches: np.ndarray  # (P, S, S, C) float32, P = patch_count.sum()
+    patch_row_interval: np.ndarray  # (P, 2) float32
+    patch_col_interval: np.ndarray  # (P, 2) float32
+    field_width: np.ndarray | None = None  # (N,) int32, obs_encoding="field" only
+    field_values: np.ndarray | None = None  # (N, F) float32, obs_encoding="field" only
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -423,23 +431,20 @@ class _Tokens:
     @classmethod
     def from_sequence(cls, seq: TokenSequence, first_timestep: int) -> _Tokens:
         """`seq`'s tokens, its timesteps renumbered from `first_timestep`."""
-        img = seq.patch_index >= 0
-        per_token = {}
-        for name in ("patches", "patch_row_interval", "patch_col_interval"):
-            src = getattr(seq, name)
-            per_token[name] = np.zeros((len(seq), *src.shape[1:]), np.float32)
-            per_token[name][img] = src[seq.patch_index[img]]
         t = seq.timestep - (seq.timestep[0] if len(seq) else 0) + first_timestep
-        return cls(seq.ids, seq.modality, seq.local_position, seq.is_action, t.astype(np.int64), **per_token)
+        return cls(seq.ids, seq.modality, seq.local_position, seq.is_action, t.astype(np.int64), seq.patch_counts(),
+                   seq.patches, seq.patch_row_interval, seq.patch_col_interval, seq.field_width, seq.field_values)
 
     @classmethod
-    def actions(cls, pending: list[tuple[int, int, int]], patch_size: int, channels: int) -> _Tokens:
+    def actions(cls, pending: list[tuple[int, int, int]], config: ModelConfig) -> _Tokens:
         """Action tokens from (id, modality, timestep) triples."""
-        n = len(pending)
+        n, s, c = len(pending), config.patch_size, config.image_channels
+        fields = ({} if config.obs_encoding == "tokens" else
+                  {"field_width": np.zeros(n, np.int32), "field_values": np.zeros((n, config.field_width), np.float32)})
         return cls(np.array([p[0] for p in pending], np.int32), np.array([p[1] for p in pending], np.int8),
                    np.full(n, -1, np.int32), np.ones(n, bool), np.array([p[2] for p in pending], np.int64),
-                   np.zeros((n, patch_size, patch_size, channels), np.float32), np.zeros((n, 2), np.float32),
-                   np.zeros((n, 2), np.float32))
+                   np.zeros(n, np.int64), np.zeros((0, s, s, c), np.float32), np.zeros((0, 2), np.float32),
+                   np.zeros((0, 2), np.float32), **fields)
 
     @classmethod
     def join(cls, parts: list[_Tokens]) -> _Tokens | None:
@@ -448,18 +453,21 @@ class _Tokens:
             return None
         if len(parts) == 1:
             return parts[0]
-        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)})
+        return cls(**{f.name: None if getattr(parts[0], f.name) is None else
+                      np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)})
 
     def where(self, keep: np.ndarray) -> _Tokens:
-        return _Tokens(**{f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)})
+        per_patch = np.repeat(keep, self.patch_count)
+        return _Tokens(**{f.name: None if getattr(self, f.name) is None else
+                          getattr(self, f.name)[per_patch if f.name in _PER_PATCH else keep] for f in dataclasses.fields(self)})
 
     @property
-    def num_images(self) -> int:
-        return int(np.sum(self.modality == Modality.IMAGE))
+    def num_patches(self) -> int:
+        return int(self.patch_count.sum())
 
     def chunk(self, length: int, patch_slots: int) -> dict[str, np.ndarray]:
         """One row of a `TokenBatch` (fields without the B axis): these tokens, then padding;
-        only the image tokens' patches, in order, padded to `patch_slots` (0: no patch axis)."""
+        the image tokens' patches, in order, padded to `patch_slots` (0: no patch axis)."""
         n = len(self)
         is_img = self.modality == Modality.IMAGE
 
@@ -470,16 +478,22 @@ class _Tokens:
 
         def pad_patches(a):
             out = np.zeros((patch_slots, *a.shape[1:]), np.float32)
-            img = a[is_img][:patch_slots]
-            out[: len(img)] = img
+            out[: len(a)] = a[:patch_slots]
             return out
 
-        return dict(ids=pad(self.ids, 0), modality=pad(self.modality, int(Modality.PAD)),
-                    local_position=pad(self.local_position, -1), is_action=pad(self.is_action, False),
-                    patch_index=pad(np.where(is_img, np.cumsum(is_img) - 1, -1).astype(np.int32), -1),
-                    valid=pad(np.ones(n, bool), False), loss_mask=pad(np.zeros(n, bool), False),
-                    patches=pad_patches(self.patches), patch_row_interval=pad_patches(self.patch_row_interval),
-                    patch_col_interval=pad_patches(self.patch_col_interval))
+        first = np.cumsum(self.patch_count) - self.patch_count
+        out = dict(ids=pad(self.ids, 0), modality=pad(self.modality, int(Modality.PAD)),
+                   local_position=pad(self.local_position, -1), is_action=pad(self.is_action, False),
+                   patch_index=pad(np.where(is_img, first, -1).astype(np.int32), -1),
+                   valid=pad(np.ones(n, bool), False), loss_mask=pad(np.zeros(n, bool), False),
+                   patches=pad_patches(self.patches), patch_row_interval=pad_patches(self.patch_row_interval),
+                   patch_col_interval=pad_patches(self.patch_col_interval))
+        if self.field_width is not None:
+            out.update(field_width=pad(self.field_width, 0), field_values=pad(self.field_values, 0.0))
+        return out
+
+
+_PER_PATCH = ("patches", "patch_row_interval", "patch_col_interval")
 
 
 # ---------------------------------------------------------------------------------------
@@ -620,9 +634,13 @@ class Decoder:
 
     # --- feeding tokens ------------------------------------------------------------------
     def _pending_tokens(self, r: int) -> _Tokens:
-        return _Tokens.actions(self._pending[r], self.config.patch_size, self.config.image_channels)
+        return _Tokens.actions(self._pending[r], self.config)
 
     def _check_tokens(self, tokens: _Tokens) -> None:
+        encoding = "tokens" if tokens.field_width is None else "field"
+        if encoding != self.config.obs_encoding:
+            raise ValueError(f"Decoder: tokens encoded with obs_encoding={encoding!r} but the model expects "
+                             f"{self.config.obs_encoding!r}; tokenize with the checkpoint's tokenizer")
         if len(tokens) > self.capacity:
             raise ValueError(f"Decoder: {len(tokens)} new tokens exceed the context of {self.capacity}")
         if tokens.ids.min() < 0 or tokens.ids.max() >= self.config.vocab_size:
@@ -635,9 +653,9 @@ class Decoder:
         """(R, T) chunk of per-row tokens (None: no tokens), T the bucket of the longest (at least `min_tokens`)."""
         n = np.array([0 if t is None else len(t) for t in per_row], np.int32)
         length = _bucket(max(int(n.max()), min_tokens), self.capacity)
-        n_img = max((t.num_images for t in per_row if t is not None), default=0)
+        n_img = max((t.num_patches for t in per_row if t is not None), default=0)
         slots = _bucket(n_img, self.capacity) if n_img else 0
-        empty = _Tokens.actions([], self.config.patch_size, self.config.image_channels)
+        empty = _Tokens.actions([], self.config)
         rows = [(empty if t is None else t).chunk(length, slots) for t in per_row]
         chunk = TokenBatch(**{k: np.stack([r[k] for r in rows]) for k in rows[0]})
         ts = np.zeros((len(per_row), length), np.int32)
@@ -879,7 +897,7 @@ class Decoder:
             self._fed[r] = True
             acts = [(int(k), int(self._action_modality(int(k))), int(self._timestep[r])) for k in ids[i]]
             if self.overflow == "recompute" and len(acts) > 1:
-                self._history[r].append(_Tokens.actions(acts[:-1], self.config.patch_size, self.config.image_channels))
+                self._history[r].append(_Tokens.actions(acts[:-1], self.config))
             self._pending[r] = acts[-1:]
         return Sampled(ids, probs, first, start)
 

@@ -96,6 +96,55 @@ class PatchResNet(nnx.Module):
         return einsum("NX,XD->ND", x, self.proj[...], self.dtype) + self.proj_bias[...]
 
 
+class FieldEmbedder(nnx.Module):
+    """One embedding per observation field (`ModelConfig.obs_encoding="field"`; issue 18).
+
+    Not Gato: the switch asks what Gato's per-element tokens (§2.1) buy over one vector per
+    field, the encoding JAT uses. Each continuous / discrete field token carries its values
+    zero-padded to F (`TokenBatch.field_values`, `field_width` of them real):
+
+        continuous (B, T, F) in [-1, 1]   -- linear F -> D ------------------------------+
+        discrete   (B, T, F) ints         -- table (1024, E) per element, then F*E -> D ---+--> (B, T, D)
+        image      (B, P, D) patch vectors -- mean over the token's patches (from the Embedder)
+
+    [open] choices: the discrete table (E = `field_discrete_dim` = 8) makes a value's meaning
+    learnable per element (a linear map of raw category numbers would order them); padding
+    elements contribute zero; an image's patches keep their row/column position embeddings
+    before the mean, so the pooled vector still knows where things are.
+    """
+
+    def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+        f, d, e = config.field_width, config.embed_dim, config.field_discrete_dim
+        self.continuous = param(rngs, fan_in_init(f), (f, d), (None, "embed"))
+        self.continuous_bias = zeros_param((d,), ("embed",))
+        self.discrete_table = param(rngs, fan_in_init(e), (1024, e), (None, None))  # Gato §2.1: values in [0, 1024)
+        self.discrete = param(rngs, fan_in_init(f * e), (f * e, d), (None, "embed"))
+        self.discrete_bias = zeros_param((d,), ("embed",))
+        self.dtype = compute_dtype(config.dtype)
+
+    def __call__(self, batch: TokenBatch, x: Float[Array, "B T D"], pvec: Float[Array, "B P D"]) -> Float[Array, "B T D"]:
+        """`x` with every field token's embedding replaced by its field's vector."""
+        width, values = batch.field_width, batch.field_values
+        b, t, f = values.shape
+        present = jnp.arange(f) < width[..., None]  # (B, T, F)
+        obs = (width > 0) & ~batch.is_action
+        vals = jnp.where(present, values, 0.0)
+        cont = einsum("BTF,FD->BTD", vals, self.continuous[...], self.dtype) + self.continuous_bias[...]
+        ids = jnp.clip(vals, 0, 1023).astype(jnp.int32)
+        small = jnp.where(present[..., None], self.discrete_table[...][ids], 0.0)  # (B, T, F, E)
+        disc = einsum("BTX,XD->BTD", small.reshape(b, t, -1), self.discrete[...], self.dtype) + self.discrete_bias[...]
+        x = jnp.where((obs & (batch.modality == Modality.CONTINUOUS))[..., None], cont, x)
+        x = jnp.where((obs & (batch.modality == Modality.DISCRETE))[..., None], disc, x)
+        if pvec.shape[1]:
+            # An image token: the mean of its patches [patch_index, patch_index + width).
+            p = jnp.arange(pvec.shape[1])
+            first = batch.patch_index[..., None]
+            own = (p >= first) & (p < first + width[..., None]) & (batch.modality == Modality.IMAGE)[..., None]
+            pooled = jnp.einsum("BTP,BPD->BTD", own.astype(pvec.dtype), pvec) / jnp.maximum(width, 1)[..., None]
+            x = jnp.where((batch.modality == Modality.IMAGE)[..., None], pooled, x)
+        return x
+
+
 class Embedder(nnx.Module):
     """Token, patch and position embeddings -> one (B, T, D) sequence (Gato §2.2).
 
@@ -106,6 +155,7 @@ class Embedder(nnx.Module):
       action_position: (D,) the shared action vector when `action_position="shared"`.
       row_position, col_position: (128, D) patch position tables (C.3).
       patch: the per-patch ResNet.
+      field: the `FieldEmbedder` when `obs_encoding="field"` (one embedding per observation field).
     """
 
     def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
@@ -119,6 +169,8 @@ class Embedder(nnx.Module):
         self.row_position = param(rngs, fan_in_init(d), (config.patch_position_bins, d), (None, "embed"))
         self.col_position = param(rngs, fan_in_init(d), (config.patch_position_bins, d), (None, "embed"))
         self.patch = PatchResNet(config, rngs)
+        if config.obs_encoding == "field":
+            self.field = FieldEmbedder(config, rngs)
 
     def embed_patches(self, batch: TokenBatch, *, train: bool, key: jax.Array | None = None) -> Float[Array, "B P D"]:
         """ResNet vector per patch plus its row and column position embeddings."""
@@ -137,7 +189,9 @@ class Embedder(nnx.Module):
         """The (B, T, D) input embeddings of a batch (`key`: patch-position draws in training)."""
         x = self.table[...][batch.ids]  # (B, T, D): text, discrete, continuous, '|', pad
         pvec = self.embed_patches(batch, train=train, key=key)
-        if pvec.shape[1]:
+        if self.config.obs_encoding == "field":
+            x = self.field(batch, x, pvec)
+        elif pvec.shape[1]:
             # Gato §2.2: image tokens take their patch's ResNet vector instead of a table row.
             gathered = jnp.take_along_axis(pvec, jnp.maximum(batch.patch_index, 0)[..., None], axis=1)  # (B, T, D)
             x = jnp.where((batch.modality == Modality.IMAGE)[..., None], gathered, x)

@@ -158,7 +158,9 @@ def embedding_parts(model: Gato, batch: TokenBatch) -> dict[str, np.ndarray]:
     `local_position`, `action_position`, `row_position`, `col_position` (B, T, D), zero
     where they do not apply; `row_bin`, `col_bin` (B, T) the position bins an image token
     used (-1 otherwise); `patch_vectors` (B, P, D) ResNet + row + column per patch; and
-    `total`, their sum, which equals the recorded `embeddings` (tests check this).
+    `total`, their sum, which equals the recorded `embeddings` (tests check this). With
+    `obs_encoding="field"` a field token's `token` is its field vector (an image's: the mean of
+    its patch vectors, positions included), and the row/column parts are zero.
     """
     graphdef, state = nnx.split(model)
     out = _parts(graphdef)(state, batch)
@@ -191,6 +193,10 @@ def _parts(graphdef):
             row_v = jnp.where(is_image[..., None], emb.row_position[...][take(ri)], 0.0)
             col_v = jnp.where(is_image[..., None], emb.col_position[...][take(ci)], 0.0)
             row_bin, col_bin = jnp.where(is_image, take(ri), -1), jnp.where(is_image, take(ci), -1)
+        if cfg.obs_encoding == "field":  # one vector per field; an image's pooled patches keep their positions
+            token = emb.field(batch, emb.table[...][batch.ids], pvec)
+            row_v = col_v = zeros
+            row_bin = col_bin = jnp.full((b, t), -1, jnp.int32)
         lp = batch.local_position
         local = jnp.where((lp >= 0)[..., None], emb.local_position[...][jnp.clip(lp, 0, cfg.max_local_positions - 1)], 0.0)
         action = (jnp.where(batch.is_action[..., None], emb.action_position[...], 0.0) if cfg.action_position == "shared"

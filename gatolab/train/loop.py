@@ -531,7 +531,7 @@ class Trainer:
             bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step")
         window: list[dict[str, float]] = []
         t_start = t_last = time.perf_counter()
-        tokens_since = 0
+        tokens_since = timesteps_since = 0
         last: dict[str, Any] = {}
         out_of_time = False
         try:
@@ -540,6 +540,7 @@ class Trainer:
                 metrics = self.train_step(batch)  # raises TrainingDiverged on NaN/inf
                 window.append(metrics)
                 tokens_since += int(np.asarray(batch.tokens.valid).sum()) * jax.process_count()
+                timesteps_since += timesteps_in(batch.info) * jax.process_count()
                 if bar is not None:
                     bar.update(1)
                 out_of_time = self._out_of_time(t_start)
@@ -555,6 +556,8 @@ class Trainer:
                     flops = train_flops_per_token(self.model_config, cfg.sequence_length, frac)
                     tps = tokens_since / dt
                     last = {"step": self.step, "lr": float(self.lr(self.step - 1)), **mean, "tokens_per_s": tps,
+                            "tokens": tokens_since, "timesteps": timesteps_since, "timesteps_per_s": timesteps_since / dt,
+                            "window_seconds": dt,
                             "mfu": tps * flops / (self._peak * jax.device_count()), "time": time.time(),
                             "compiled": self._new_shapes}
                     if jax.process_index() == 0:
@@ -564,7 +567,7 @@ class Trainer:
                             bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{tps:,.0f}")
                     if on_metrics is not None:
                         on_metrics(last)
-                    window, t_last, tokens_since, self._new_shapes = [], time.perf_counter(), 0, 0
+                    window, t_last, tokens_since, timesteps_since, self._new_shapes = [], time.perf_counter(), 0, 0, 0
                 if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or out_of_time:
                     self.save()
         finally:  # the reader thread never outlives the loop (a NaN stop raises out of it)
@@ -576,11 +579,22 @@ class Trainer:
                 "stopped_by_time": out_of_time and self.step < cfg.steps, "seconds": time.perf_counter() - t_start}
 
 
+def timesteps_in(info) -> int:
+    """Timesteps (of episodes, prompts included) whose tokens a batch holds, from `BatchInfo.timestep`:
+    within a row timesteps are numbered in order, so each change of number starts one."""
+    ts = np.asarray(info.timestep)
+    if ts.size == 0:
+        return 0
+    return int(np.sum(ts[:, 0] >= 0) + np.sum((ts[:, 1:] != ts[:, :-1]) & (ts[:, 1:] >= 0)))
+
+
 def _patch_bucket(batch: TokenBatch, smallest: int = 8) -> int:
     """Patch slots a step needs: the next power of two (>= `smallest`) above the most
     patches any row uses, capped at the batch's patch axis."""
     size = np.shape(batch.patches)[1]
-    used = int(np.max(batch.patch_index, initial=-1)) + 1  # rows index their own patches from 0
+    index = np.asarray(batch.patch_index)  # rows index their own patches from 0
+    count = 1 if batch.field_width is None else np.asarray(batch.field_width)  # a field-encoded image: all its patches
+    used = int(np.max(np.where(index >= 0, index + count, 0), initial=0))
     return min(size, max(smallest, 1 << max(0, used - 1).bit_length()))
 
 

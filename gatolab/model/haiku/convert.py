@@ -34,7 +34,7 @@ from gatolab.gato_tokenizer import GatoTokenizer
 from gatolab.model.config import ModelConfig
 from gatolab.model.count import abstract_model
 from gatolab.model.gato import Gato
-from gatolab.model.haiku.network import Functions, transform
+from gatolab.model.haiku.network import Functions, require_gato_tokens, transform
 from gatolab.train.checkpoint import load_model, save_model
 
 NnxPath = tuple[str | int, ...]
@@ -46,6 +46,7 @@ def parameter_map(config: ModelConfig) -> list[tuple[NnxPath, str, str]]:
     NNX paths index `nnx.to_pure_dict(nnx.state(model))`; Haiku params are
     `params[module][name]`. Shapes are the same on both sides.
     """
+    require_gato_tokens(config)
     rows: list[tuple[NnxPath, str, str]] = []
 
     def dense(path: NnxPath, module: str, bias: bool) -> None:  # NNX keeps `x` and `x_bias` side by side

@@ -356,6 +356,14 @@ class Transformer(hk.Module):
 # ---------------------------------------------------------------------------------------
 # The whole network and its loss
 # ---------------------------------------------------------------------------------------
+def require_gato_tokens(config: ModelConfig) -> None:
+    """The twin is Gato's network (per-element observation tokens, §2.1); it refuses the
+    `obs_encoding="field"` ablation rather than silently embedding its tokens as table rows."""
+    if config.obs_encoding != "tokens":
+        raise ValueError(f"the Haiku twin implements ModelConfig.obs_encoding='tokens' (Gato's) only, got "
+                         f"{config.obs_encoding!r}; use the NNX model (gl.model.Gato) for the field encoding")
+
+
 class Gato(hk.Module):
     """Gato: one decoder-only transformer over every modality's tokens.
 
@@ -367,6 +375,7 @@ class Gato(hk.Module):
 
     def __init__(self, config: ModelConfig, name: str | None = "gato"):
         super().__init__(name=name)
+        require_gato_tokens(config)
         self.config = config
         self.embed = Embedder(config)
         self.transformer = Transformer(config)
@@ -459,6 +468,7 @@ class Functions(NamedTuple):
 
 def transform(config: ModelConfig) -> Functions:
     """`hk.transform` of the network for `config`: forward, hidden and loss (same parameter names)."""
+    require_gato_tokens(config)
     return Functions(
         forward=hk.transform(lambda batch, is_training=False: Gato(config)(batch, is_training)),
         hidden=hk.transform(lambda batch, is_training=False: Gato(config).hidden(batch, is_training)),
