@@ -112,6 +112,7 @@ metrics = {
     "differences": {a: d["gato"] for a, d in summary["difference_from_baseline"].items()},
     "sentences": summary["sentences"], "profile_points": len(summary["profiles"]["taus"]),
     "training_runs": len({c.train_key for c in cells}),
+    "training": record["training"],  # per arm: steps, seconds, tokens and timesteps seen, their rates
 }
 gl.notebooks.write_metrics(OUT_DIR, metrics)
 metrics

@@ -45,6 +45,9 @@ def test_config_overrides_fail_in_one_line(capsys, tmp_path, override, needles):
     _one_line_error(capsys, ["config", "show", "tiny", override], *needles)
     _one_line_error(capsys, ["train", "--out", str(tmp_path / "run"), override], *needles)  # before anything is built
     assert not (tmp_path / "run").exists()
+    # an experiment's overrides may follow its options (argparse alone would reject them there)
+    _one_line_error(capsys, ["ablate", "obs_encoding", "--out", str(tmp_path / "abl"), "--seeds", "1", override], *needles)
+    assert not (tmp_path / "abl" / "cells").exists()
 
 
 def test_debug_shows_the_traceback(capsys):

@@ -18,5 +18,8 @@ def test_ablations_notebook(tmp_path):
         assert v["ci"][0] <= v["value"] <= v["ci"][1]
     assert set(m["differences"]) == {"end", "none"} and len(m["sentences"]) == 2
     assert m["profile_points"] == 31
+    for arm in m["arms"]:  # what each arm's training processed (evaluation-only arms: the shared runs)
+        t = m["training"][arm]
+        assert t["cells"] == 2 and t["steps"] > 0 and t["tokens"] > t["timesteps"] > 0 and t["timesteps_per_s"] > 0
     html = open(res["html"]).read()
     assert "plotly" in html and "Difference from the baseline" in html
