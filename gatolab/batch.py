@@ -121,7 +121,7 @@ class TokenBatch:
                     size[a], source[a] = g, name
         if size["T"] > limits.context_len:
             raise ValueError(f"batch.ids: {size['T']} tokens exceed context_len={limits.context_len}")
-        if any(isinstance(x, jax.core.Tracer) for x in (self.ids, self.local_position, self.patch_index)):
+        if any(isinstance(x, jax.core.Tracer) for x in (self.ids, self.local_position, self.patch_index, self.field_width)):
             return  # values are only checkable on concrete arrays
         ids = np.asarray(self.ids)
         if ids.size and (ids.min() < 0 or ids.max() >= limits.vocab_size):
@@ -133,6 +133,11 @@ class TokenBatch:
         pi = np.asarray(self.patch_index)
         if pi.size and pi.max() >= size["P"]:
             raise ValueError(f"batch.patch_index: {pi.max()} points past the {size['P']} patches")
+        if self.field_width is not None and pi.size:
+            end = np.where(pi >= 0, pi + np.asarray(self.field_width), 0)  # a field-encoded image: its patches
+            if end.max() > size["P"]:
+                raise ValueError(f"batch.field_width: an image token's patches end at {end.max()}, past the "
+                                 f"{size['P']} patches of batch.patches")
 
     def truncate_patches(self, num: int) -> TokenBatch:
         """The first `num` patch slots of every row (P -> num).

@@ -150,6 +150,10 @@ def test_field_encoding_bad_input_names_the_problem(spec, episode, tok_field, fi
     wrong_f = gl.model.Gato(ModelConfig.preset("tiny", obs_encoding="field", field_width=32), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"batch.field_values: expected shape \(1, 96, 32\).*must equal tokenizer.field_width\), got \(1, 96, 64\)"):
         wrong_f(field_batch)
+    short = field_batch.replace(field_width=field_batch.field_width.copy())
+    short.field_width[0, np.flatnonzero(np.asarray(field_batch.modality)[0] == Modality.IMAGE)[-1]] = 48
+    with pytest.raises(ValueError, match="batch.field_width: an image token's patches end at .*past the 48 patches"):
+        field_model(short)
     with pytest.raises(ValueError, match="Haiku twin implements ModelConfig.obs_encoding='tokens'"):
         gl.model.haiku.transform(field_model.config)
     dec = gl.model.Decoder(gato_model)
