@@ -127,7 +127,9 @@ def test_field_tokens_carry_each_observation_field_whole(spec, episode, tok_fiel
     assert len(b) < len(a)
     # windows, slices and joins keep an image token's patches with it
     w = b.window(1, 40)
-    assert w.num_patches == int(w.patch_counts().sum()) and w.num_timesteps >= 1
+    first = int(b.patch_index[b.timestep_bounds()[0][1]:][b.modality[b.timestep_bounds()[0][1]:] == Modality.IMAGE][0])
+    assert w.num_timesteps >= 1 and w.num_patches == int(w.patch_counts().sum()) > 0
+    np.testing.assert_array_equal(w.patches, b.patches[first:first + w.num_patches])
     joined = gl.TokenSequence.concatenate([b, b])
     assert joined.num_patches == 2 * b.num_patches and len(joined) == 2 * len(b)
     with pytest.raises(ValueError, match="different obs_encoding"):
