@@ -46,6 +46,10 @@ class BatchLimits(Protocol):
     def patch_size(self) -> int: ...
     @property
     def image_channels(self) -> int: ...
+    @property
+    def obs_encoding(self) -> str: ...
+    @property
+    def field_width(self) -> int: ...
 
 
 @struct.dataclass
@@ -98,12 +102,12 @@ class TokenBatch:
         only (skipped inside a trace): ids in [0, vocab_size), local positions inside the
         position table, patch indices inside the patch axis.
         """
-        encoding = getattr(limits, "obs_encoding", "tokens")
+        encoding = limits.obs_encoding
         if self.obs_encoding != encoding or (self.field_width is None) != (self.field_values is None):
             raise ValueError(f"batch: observations are encoded as {self.obs_encoding!r} (batch.field_width "
                              f"{'absent' if self.field_width is None else 'present'}) but the model expects "
                              f"obs_encoding={encoding!r}; tokenize with the model's TokenizerConfig.obs_encoding")
-        size = {"S": limits.patch_size, "C": limits.image_channels, "F": getattr(limits, "field_width", 0)}
+        size = {"S": limits.patch_size, "C": limits.image_channels, "F": limits.field_width}
         source: dict[str, str] = {}  # axis name -> the field that fixed its size
         for name, axes in _TOKEN_BATCH_AXES.items():
             if getattr(self, name) is None:

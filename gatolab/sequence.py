@@ -178,8 +178,11 @@ class TokenSequence:
         start, stop, _ = slice(start, stop).indices(len(self))
         is_img = self.modality[start:stop] == Modality.IMAGE
         pidx = self.patch_index[start:stop][is_img]
-        last = self.patch_counts()[start:stop][is_img]
-        p0, p1 = (int(pidx[0]), int(pidx[-1] + last[-1])) if len(pidx) else (0, 0)
+        if len(pidx):  # the last image token's patches end the slice's patches
+            last = 1 if self.field_width is None else int(self.field_width[start:stop][is_img][-1])
+            p0, p1 = int(pidx[0]), int(pidx[-1]) + last
+        else:
+            p0, p1 = 0, 0
         per_token = {name: getattr(self, name)[start:stop] for name in PER_TOKEN_FIELDS}
         per_token["patch_index"] = np.where(is_img, per_token["patch_index"] - p0, -1)
         fields = {} if self.field_width is None else {"field_width": self.field_width[start:stop],

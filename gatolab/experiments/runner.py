@@ -181,13 +181,12 @@ def _write_events(folder: Path, tdir: Path, record: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------
 # The table and the summary
 # ---------------------------------------------------------------------------------------
-def _training_by_arm(out_p: Path, done: Sequence[Cell]) -> dict[str, dict[str, float]]:
-    """Per arm, the mean over its finished cells of `training_totals` (what each arm's training processed)."""
+def _training_by_arm(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per arm, the mean over its finished cells' records of `training_totals` (what each arm's training processed)."""
     by_arm: dict[str, list[dict[str, float]]] = {}
-    for c in done:
-        t = json.loads((cell_dir(out_p, c) / CELL_FILE).read_text()).get("training")
-        if t:
-            by_arm.setdefault(c.arm, []).append(t)
+    for r in records:
+        if r.get("training"):
+            by_arm.setdefault(r["arm"], []).append(r["training"])
     out = {}
     for arm, ts in by_arm.items():
         keys = set.intersection(*(set(t) for t in ts))
@@ -207,20 +206,21 @@ def _training_markdown(training: Mapping[str, Mapping[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _finished_records(spec: ExperimentSpec, out_p: Path) -> list[dict[str, Any]]:
+    """The `cell.json` of every finished cell, in cell order."""
+    return [json.loads((cell_dir(out_p, c) / CELL_FILE).read_text()) for c in cells(spec) if is_done(out_p, c)]
+
+
 def collect(spec: ExperimentSpec, out: str | os.PathLike) -> list[dict[str, Any]]:
     """The long table from every finished cell (a pure function of the cell folders)."""
-    out_p = Path(out)
-    rows = []
-    for cell in cells(spec):
-        if is_done(out_p, cell):
-            rows += json.loads((cell_dir(out_p, cell) / CELL_FILE).read_text())["rows"]
-    return rows
+    return [row for record in _finished_records(spec, Path(out)) for row in record["rows"]]
 
 
 def write_table(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) -> dict[str, Any] | None:
     """results.csv / results.parquet / summary.json / summary.md from the finished cells (atomically)."""
     out_p = Path(out)
-    rows = collect(spec, out_p)
+    records = _finished_records(spec, out_p)  # each cell.json read once
+    rows = [row for record in records for row in record["rows"]]
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS)
     w.writeheader()
@@ -234,7 +234,7 @@ def write_table(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) 
     if spec.baseline_arm in arms_done:
         complete = [r for r in rows if r["arm"] in arms_done]
         summary = stats.summarize(complete, spec.baseline_arm, reps=reps)
-    training = _training_by_arm(out_p, done)
+    training = _training_by_arm(records)
     record = {"spec": spec.to_json(), "cells": len(all_cells), "done": len(done), "rows": len(rows),
               "complete_arms": sorted(arms_done), "summary": summary, "training": training}
     io_utils.atomic_write_json(out_p / "summary.json", record)
