@@ -116,9 +116,9 @@ ENTRY = DomainEntry(
         "use": "Continuous control from proprioception and from pixels; Gato's DM Control domains at small scale, and "
                "cartpole.swingup, the paper's held-out fine-tuning task.",
         "limits": "Only tasks with a trained expert can be generated (DMCDomain.trained_tasks(); so far cartpole-swingup, "
-                  "cartpole-balance, ball_in_cup-catch and reacher-easy, whose expert is bimodal: it reaches the target in "
-                  "about half the episodes; pendulum-swingup did not learn in a 9-minute budget, point_mass-easy not in "
-                  "50k steps); one SAC seed per task, trained for minutes on CPU; "
+                  "cartpole-balance, cartpole-balance_sparse, ball_in_cup-catch and reacher-easy, whose expert is bimodal: "
+                  "it reaches the target in about half the episodes; pendulum-swingup did not learn in a 9-minute budget "
+                  "nor in 50k steps, point_mass-easy not in 50k steps); one SAC seed per task, trained for minutes on CPU; "
                   "deterministic experts give little behavioural diversity; pixel episodes take ~17 s each to render on "
                   "this CPU; Gato's exact task list is not public.",
     },
