@@ -7,6 +7,11 @@ that does not beat it on the same K episodes has learnt nothing a lookup table w
 (The other reference of Gato §5.2, behaviour cloning from scratch on the K episodes, is a
 training run: `init_from` unset, `mixture.episodes_per_task=K`.)
 
+`Retrieval` makes one such policy per task from a run's datasets, storing exactly the
+episodes that run trains on (the §2.3 filter, then `mixture.episodes_per_task`), so
+`gl.evaluate.evaluate(Retrieval(dirs, mixture), tasks)` -- or a config with
+`eval.policy="retrieval"` -- plays it through the same evaluation as Gato.
+
 [open] choices, neither fixed by the paper nor by REGENT for these observation types:
 - an observation is the concatenation of its numeric fields in token order (continuous
   values, discrete values, images average-pooled to `image_pool` x `image_pool` per channel
@@ -20,14 +25,18 @@ training run: `init_from` unset, `mixture.episodes_per_task=K`.)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gatolab.domains.base import Action, Observation, TaskEnv
 from gatolab.episode import Episode
 from gatolab.specs import EnvSpec, Modality
+
+if TYPE_CHECKING:
+    from gatolab.data.mixture import MixtureConfig
 
 
 def _pool(image: np.ndarray, size: int) -> np.ndarray:
@@ -113,3 +122,60 @@ class RetrievalPolicy:
     def describe(self) -> dict[str, Any]:
         return {"policy": self.name, "stored_timesteps": self.size, "features": int(self._scaled.shape[1]),
                 "text_fields": self._text, "image_pool": self.image_pool}
+
+
+class Retrieval:
+    """"Retrieve and play" for every task of some datasets: `policy(task)` is a `RetrievalPolicy`
+    over the task's episodes that a run with mixture config `mixture` trains on.
+
+    Args:
+      data: dataset folders (a run's, e.g. a fine-tuning set of the held-out task).
+      mixture: decides which stored episodes count (the §2.3 filter, `episodes_per_task`).
+      **options: `RetrievalPolicy`'s (`standardise`, `image_pool`).
+    """
+
+    name = RetrievalPolicy.name
+
+    def __init__(self, data: Sequence[str | os.PathLike], mixture: MixtureConfig | None = None, **options: Any):
+        from gatolab.data.mixture import MixtureConfig
+        from gatolab.data.storage import open_datasets
+
+        if not data:
+            raise ValueError("Retrieval: no dataset folders to retrieve from")
+        self.datasets = open_datasets(data)
+        self.mixture = mixture or MixtureConfig()
+        self.options = options
+        self._policies: dict[str, RetrievalPolicy] = {}
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted({t for ds in self.datasets if ds.kind == "control" for t in ds.tasks})
+
+    def episodes(self, task: str) -> list[Episode]:
+        """The task's stored episodes a run trains on, in stored order."""
+        return self._stored(task)[0]
+
+    def _stored(self, task: str) -> tuple[list[Episode], EnvSpec]:
+        from gatolab.data.mixture import kept_mask
+
+        for ds in self.datasets:
+            if ds.kind != "control" or task not in ds.tasks:
+                continue
+            idx = np.array([i for i, t in enumerate(ds.episode_task) if t == task], np.int64)
+            keep, _, _ = kept_mask(ds.episode_return[idx], self.mixture, filtered=bool(ds.specs[task].action))
+            if not keep.any():
+                raise ValueError(f"Retrieval: task {task!r} has no episode left after the filter (episodes_per_task="
+                                 f"{self.mixture.episodes_per_task}, filter_episodes={self.mixture.filter_episodes})")
+            return [ds[int(i)] for i in idx[keep]], ds.specs[task]
+        raise ValueError(f"Retrieval: no dataset holds episodes of task {task!r} (tasks: {', '.join(self.tasks) or 'none'})")
+
+    def policy(self, task: str) -> RetrievalPolicy:
+        if task not in self._policies:
+            episodes, spec = self._stored(task)
+            self._policies[task] = RetrievalPolicy(episodes, spec, **self.options)
+        return self._policies[task]
+
+    def describe(self) -> dict[str, Any]:
+        return {"policy": self.name, "data": [str(ds.path) for ds in self.datasets],
+                "episodes_per_task": self.mixture.episodes_per_task, "filter_episodes": self.mixture.filter_episodes,
+                "stored_timesteps": {t: p.size for t, p in self._policies.items()}}

@@ -65,7 +65,7 @@ print(spec.question)
 print(json.dumps({"config": spec.config, "baseline": spec.baseline_arm, "seeds": list(spec.seeds),
                   "arms": {a.name: dict(a.overrides) for a in spec.arms}}, indent=1))
 cells = gl.experiments.cells(spec)
-print(f"{len(cells)} cells, {len({c.train_key for c in cells})} training runs, {len({c.data_key for c in cells})} dataset folder(s)")
+print(f"{len(cells)} cells, {len({c.train_key for c in cells})} training runs, {len(gl.experiments.runner.dataset_keys(cells))} dataset folder(s)")
 
 # %% [markdown]
 # ## Run it (or load it: a finished experiment folder is reused, an unfinished one resumes)

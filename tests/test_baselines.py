@@ -44,3 +44,23 @@ def test_text_fields_must_match_and_bad_input_is_named():
         policy(None, {"mission": "go left", "pos": np.array([np.nan, 0.0])})
     with pytest.raises(ValueError, match="no episodes to retrieve from"):
         RetrievalPolicy([], spec)
+
+
+def test_retrieval_through_the_evaluation_uses_the_runs_first_k_episodes(tmp_path):
+    import gatolab as gl
+    from gatolab.baselines import Retrieval
+    from gatolab.data.mixture import MixtureConfig
+
+    gl.data.generate("classic", tmp_path, tasks=["CartPole-v1"], episodes=4, progress=False)
+    data = [str(tmp_path / "classic")]
+    ref = Retrieval(data, MixtureConfig(episodes_per_task=2))
+    stored = ref.episodes("CartPole-v1")
+    everything = Retrieval(data, MixtureConfig()).episodes("CartPole-v1")
+    assert len(stored) == 2 and [len(e) for e in stored] == [len(e) for e in everything[:2]]
+    assert ref.policy("CartPole-v1").size == sum(len(e) for e in stored)
+    res = gl.evaluate.evaluate(ref, ["CartPole-v1"], episodes=3, progress=False, out=tmp_path / "eval")
+    row = res.rows[0]
+    assert row["error"] is None and len(row["returns"]) == 3 and row["mean_return"] > 30
+    assert res.config["policy"]["policy"] == "retrieval-1nn" and res.config["checkpoint"] is None
+    with pytest.raises(ValueError, match="no dataset holds episodes of task 'Acrobot-v1'"):
+        ref.policy("Acrobot-v1")

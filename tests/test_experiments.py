@@ -45,6 +45,21 @@ def test_bad_specs_fail_before_any_training(tmp_path):
         with pytest.raises(ValueError, match=message):
             gl.experiments.run(spec, tmp_path / spec.name, launcher="inline", log=None)
         assert not (tmp_path / spec.name / "cells").exists()  # nothing ran
+    staged = [  # fine-tuning arms: what they start from must exist, train, and not loop
+        (ExperimentSpec("x", (Arm("pre", evaluate=False), Arm("ft", {"seq_len": 64}, init_from="pr")), config="tiny"),
+         "arm 'ft': init_from 'pr' is not an arm.*did you mean 'pre'"),
+        (ExperimentSpec("x", (Arm("a", {"seq_len": 64}, init_from="b"), Arm("b", {"seq_len": 128}, init_from="a")),
+                        config="tiny"), "cycle"),
+        (ExperimentSpec("x", (Arm("a"), Arm("r", {"eval.policy": "retrieval"}, init_from="a")), config="tiny"),
+         "arm 'r': eval.policy='retrieval' uses no network"),
+        (ExperimentSpec("x", (Arm("pre", evaluate=False), Arm("b", {"seq_len": 64})), config="tiny", baseline="pre"),
+         "baseline 'pre' is not evaluated"),
+        (ExperimentSpec("x", (Arm("a"), Arm("b", {"eval.policy": "bogus"})), config="tiny"), "eval.policy"),
+    ]
+    for spec, message in staged:
+        with pytest.raises(ValueError, match=message):
+            gl.experiments.run(spec, tmp_path / spec.name, launcher="inline", log=None)
+        assert not (tmp_path / spec.name / "cells").exists()
     with pytest.raises(ValueError, match="unknown experiment 'prompt_at_evl'; did you mean 'prompt_at_eval'"):
         gl.experiments.load("prompt_at_evl")
 
@@ -55,7 +70,8 @@ def test_every_ready_ablation_resolves_to_valid_cells():
     for name in gl.experiments.names():
         cells = gl.experiments.cells(gl.experiments.load(name))
         shared[name] = len({c.train_key for c in cells})
-        assert len({c.data_key for c in cells}) == 1  # every ready ablation shares its datasets
+        if not any("data.datasets" in a.overrides for a in gl.experiments.load(name).arms):
+            assert len({c.data_key for c in cells}) == 1  # arms that change no data share all their datasets
     assert shared["prompt_at_eval"] == 3  # evaluation-only arms: one training run per seed
 
 
@@ -65,6 +81,38 @@ def _rows(scores: dict[str, np.ndarray]):
     return [{"arm": arm, "seed": s, "task": t, "domain": d, "episode": 0, "return": float(m[s, j]),
              "normalised_score": float(m[s, j]), "success": None}
             for arm, m in scores.items() for s in range(m.shape[0]) for j, (t, d) in enumerate(tasks)]
+
+
+def test_finetuning_spec_orders_pretraining_first_and_keeps_its_runs_apart():
+    spec = gl.experiments.load("finetune_swingup")
+    cells = gl.experiments.cells(spec)
+    by = {(c.arm, c.seed): c for c in cells}
+    waves = gl.experiments.spec.train_waves(cells)
+    first = {c.arm for c in waves[0]}
+    assert {"pre_all", "pre_same", "pre_nocontrol", "scratch_k1"} <= first and "all_k1" not in first
+    assert {c.init_from for c in waves[1]} == {"pre_all", "pre_same", "pre_nocontrol"}
+    # A fine-tuning run differs from BC from scratch on the same episodes only by where it starts.
+    assert by[("all_k10", 0)].config.to_json()["train"] | {"seed": 0} == by[("scratch_k10", 0)].config.to_json()["train"] | {"seed": 0}
+    assert len({by[(f"{v}_k10", 0)].train_key for v in ("all", "same", "nocontrol", "scratch")}) == 4
+    assert by[("all_k10", 0)].train_key != by[("all_k10", 1)].train_key
+    for k in (1, 10, 100):  # retrieval trains nothing; the K-episode sets are the same episodes
+        r = by[("retrieval_k%d" % k, 0)]
+        assert not r.trains and r.config.mixture.episodes_per_task == k == by[(f"scratch_k{k}", 0)].config.mixture.episodes_per_task
+    pre = [c for c in cells if not c.evaluate]
+    assert {c.arm for c in pre} == {"pre_all", "pre_same", "pre_nocontrol"}
+    for c in pre:  # no pretraining variant holds the held-out task
+        assert all("cartpole-swingup" not in (ds.tasks or ()) for ds in c.config.data.datasets.values())
+    assert not any(c.config.data.datasets.get("dmc") for c in pre if c.arm == "pre_nocontrol")
+    ft = by[("all_k1", 0)]
+    assert list(ft.config.data.datasets) == ["dmc"] and ft.config.data.datasets["dmc"].tasks == ("cartpole-swingup",)
+    assert ft.config.eval.tasks == ("cartpole-swingup",)
+
+
+def test_statistics_with_one_seed_call_no_difference():
+    base = np.array([[0.2, 0.4]])
+    one = stats.summarize(_rows({"a": base, "b": base + 0.5}), "a", reps=200)
+    assert one["difference_from_baseline"]["b"]["gato"]["distinguishable"] is None
+    assert "one seed gives no interval" in one["sentences"][0]
 
 
 def test_statistics_say_when_arms_cannot_be_told_apart():

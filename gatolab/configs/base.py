@@ -128,6 +128,12 @@ class EvalConfig:
       seed: rollout i of every task resets with seed + i (the same seeds in every arm).
       language_episodes: held-out episodes per text / image-text task (likelihood).
       agent: the prompt and sampling settings.
+      policy: what acts: "gato" (the trained run's prompted agent) or "retrieval" (REGENT's
+        1-nearest-neighbour "retrieve and play" over the run's training episodes of each
+        task -- `mixture.episodes_per_task` of them, after the §2.3 filter -- with no
+        network: `gatolab.baselines.Retrieval`; a reference arm for fine-tuning, Gato §5.2).
+      step: evaluate the checkpoint of this training step (None: the latest); Figure 8's
+        curves evaluate several steps of one run (the run must keep them: `train.keep`).
     """
 
     episodes: int = 50
@@ -136,10 +142,16 @@ class EvalConfig:
     seed: int = EVAL_SEED
     language_episodes: int = 16
     agent: AgentConfig = AgentConfig()
+    policy: Literal["gato", "retrieval"] = "gato"
+    step: int | None = None
 
     def __post_init__(self):
         if self.episodes < 1:
             raise ValueError(f"EvalConfig.episodes must be >= 1, got {self.episodes}")
+        if self.policy not in ("gato", "retrieval"):
+            raise ValueError(f"EvalConfig.policy must be 'gato' or 'retrieval', got {self.policy!r}")
+        if self.step is not None and self.step < 0:
+            raise ValueError(f"EvalConfig.step must be >= 0 or None (the latest), got {self.step}")
 
 
 _FROM_TOKENIZER = ("obs_encoding", "field_width")  # model fields a run takes from its tokenizer

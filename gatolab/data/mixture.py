@@ -155,6 +155,21 @@ def filter_episodes(returns: Sequence[float], fraction: float = 0.8, window_max:
     return np.asarray(returns, np.float64) >= threshold - 1e-9 * max(1.0, abs(threshold)), e, threshold
 
 
+def kept_mask(returns: np.ndarray, config: MixtureConfig, filtered: bool = True) -> tuple[np.ndarray, float, float]:
+    """Which of one task's stored episodes (their returns, in stored order) a run trains on:
+    (keep mask, expert return, threshold). The §2.3 filter where `filtered` (control tasks
+    with actions) and `config.filter_episodes`, then the first `config.episodes_per_task`
+    kept episodes. The mixture and the retrieval baseline both choose episodes with it."""
+    if config.filter_episodes and filtered:
+        keep, e, thr = filter_episodes(returns, config.filter_fraction, config.filter_window_max,
+                                       config.filter_window_fraction)
+    else:
+        keep, e, thr = np.ones(len(returns), bool), float("nan"), float("nan")
+    if config.episodes_per_task is not None:  # the first K kept episodes, in stored order
+        keep = keep & (np.cumsum(keep) <= config.episodes_per_task)
+    return keep, e, thr
+
+
 # ----------------------------------------------------------------------------------------
 # The mixture
 # ----------------------------------------------------------------------------------------
@@ -228,14 +243,7 @@ class Mixture:
                         # [open] packed image-text rows stop adding episodes at L/2 patches: an
                         # L-patch axis would cost every row of every batch L x 3 kB.
                         patch_bound = max(patch_bound, config.sequence_length // 2)
-                rets = ds.episode_return[idx]
-                if config.filter_episodes and ds.kind == "control" and spec.action:
-                    keep, e, thr = filter_episodes(rets, config.filter_fraction, config.filter_window_max,
-                                                   config.filter_window_fraction)
-                else:
-                    keep, e, thr = np.ones(len(idx), bool), float("nan"), float("nan")
-                if config.episodes_per_task is not None:  # the first K kept episodes, in stored order
-                    keep &= np.cumsum(keep) <= config.episodes_per_task
+                keep, e, thr = kept_mask(ds.episode_return[idx], config, filtered=ds.kind == "control" and bool(spec.action))
                 self.filter_report.append({"dataset": ds.name, "task": task, "episodes": int(len(idx)), "kept": int(keep.sum()),
                                            "expert_return": e, "threshold": thr})
                 if keep.any():

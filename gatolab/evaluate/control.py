@@ -39,9 +39,10 @@ from tqdm.auto import tqdm
 
 from gatolab import io_utils
 from gatolab.agent import EVAL_SEED, AgentConfig, GatoAgent, run_episodes
+from gatolab.baselines import Retrieval
 from gatolab.data.cards import measure_returns
 from gatolab.domains import registry
-from gatolab.domains.base import Domain
+from gatolab.domains.base import Domain, rollout_batch
 
 DEFAULT_RETURNS = Path(__file__).resolve().parents[2] / "data_cards" / "returns.json"
 THRESHOLDS = tuple(range(0, 201, 5))  # Figure 5's x axis, percent of expert
@@ -78,10 +79,41 @@ def _measured_references(domain: Domain, task: str, n: int) -> dict[str, Any]:
             "random_return": float(np.mean(measure_returns(domain, task, n, 1_000_000, policy="random")))}
 
 
-def evaluate_task(agent: GatoAgent, task: str, episodes: int = 50, seed: int = EVAL_SEED,
+@dataclasses.dataclass
+class _PolicyTrace:
+    """What `evaluate_task` reads of a reference policy's episode (an `EpisodeTrace`'s fields)."""
+
+    total_return: float
+    success: bool | None
+    length: int
+    step_seconds: np.ndarray
+    prompt_tokens: int = 0
+
+
+def _policy_episodes(policy, envs, seeds, max_steps, progress) -> list[_PolicyTrace]:
+    """One episode per seed of a stateless `Policy` shared by every row, timing each of its calls."""
+    seconds: list[float] = []
+
+    def timed(env, observation):
+        t0 = time.perf_counter()
+        action = policy(env, observation)
+        seconds.append(time.perf_counter() - t0)
+        return action
+
+    done = (lambda i, r: progress.update(1)) if progress is not None else None
+    results = rollout_batch(envs, timed, seeds, max_steps=max_steps, record=False, on_episode=done)
+    # Rows interleave, so the calls' times are not split per episode: the first trace carries all of
+    # them (the row's latency statistics read them concatenated).
+    per_call = [np.asarray(seconds)] + [np.zeros(0)] * (len(results) - 1)
+    return [_PolicyTrace(r.total_return, r.success, r.length, t) for r, t in zip(results, per_call)]
+
+
+def evaluate_task(agent: GatoAgent | Retrieval, task: str, episodes: int = 50, seed: int = EVAL_SEED,
                   references: dict[str, dict[str, Any]] | None = None, reference_episodes: int = 10,
                   max_steps: int | None = None, progress=None, batch: int | None = None) -> dict[str, Any]:
     """One control task's row: returns, success, normalised score, latency. Raises on env errors.
+
+    `agent`: the Gato agent, or a reference with `policy(task)` (`gatolab.baselines.Retrieval`).
 
     `batch`: environments played at once (default: all `episodes`); the row's latency is
     the time of one agent step for all of them, `seconds` the task's wall time.
@@ -96,11 +128,15 @@ def evaluate_task(agent: GatoAgent, task: str, episodes: int = 50, seed: int = E
     if n_envs < 1:
         raise ValueError(f"evaluate: batch must be >= 1, got {batch}")
     envs = []
+    seeds = [seed + i for i in range(episodes)]
     try:
         t0 = time.perf_counter()
         envs += [domain.make(task, seed=seed) for _ in range(n_envs)]
-        traces = run_episodes(agent, envs, [seed + i for i in range(episodes)], max_steps=max_steps,
-                              on_episode=(lambda _: progress.update(1)) if progress is not None else None)
+        if isinstance(agent, GatoAgent):
+            traces = run_episodes(agent, envs, seeds, max_steps=max_steps,
+                                  on_episode=(lambda _: progress.update(1)) if progress is not None else None)
+        else:  # a reference policy (`gatolab.baselines.Retrieval`): the same rollout loop, no network
+            traces = _policy_episodes(agent.policy(task), envs, seeds, max_steps, progress)
         seconds = time.perf_counter() - t0
     finally:
         for env in envs:
@@ -153,7 +189,7 @@ class EvalResults:
     paths: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def evaluate(checkpoint: str | os.PathLike | GatoAgent, tasks: Sequence[str], *, episodes: int = 50,
+def evaluate(checkpoint: str | os.PathLike | GatoAgent | Retrieval, tasks: Sequence[str], *, episodes: int = 50,
              config: AgentConfig = AgentConfig(), data: Sequence[str | os.PathLike] | None = None,
              returns: str | os.PathLike | None = None, reference_episodes: int = 10, max_steps: int | None = None,
              seed: int = EVAL_SEED, out: str | os.PathLike | None = None, progress: bool = True,
@@ -161,7 +197,8 @@ def evaluate(checkpoint: str | os.PathLike | GatoAgent, tasks: Sequence[str], *,
     """Evaluates a checkpoint (or an agent) on control tasks; writes results.{json,csv} to `out`.
 
     Args:
-      checkpoint: a run directory / checkpoint path, or a ready `GatoAgent`.
+      checkpoint: a run directory / checkpoint path, a ready `GatoAgent`, or a reference
+        policy per task (`gatolab.baselines.Retrieval`: "retrieve and play", no network).
       tasks: control task names ("CartPole-v1", "BabyAI-GoToRedBall-v0", "reach-v3", or "domain/task").
       episodes: rollouts per task (50 in the paper).
       config: the agent's prompt and sampling settings.
@@ -182,7 +219,8 @@ def evaluate(checkpoint: str | os.PathLike | GatoAgent, tasks: Sequence[str], *,
         raise ValueError("evaluate: tasks is empty; expected control task names such as 'CartPole-v1'")
     for t in tasks:
         control_task(t)  # unknown and non-control tasks fail before any rollout
-    agent = checkpoint if isinstance(checkpoint, GatoAgent) else GatoAgent.from_checkpoint(checkpoint, config, data)
+    agent = (checkpoint if isinstance(checkpoint, (GatoAgent, Retrieval))
+             else GatoAgent.from_checkpoint(checkpoint, config, data))
     refs = load_references(returns) if returns is not None or DEFAULT_RETURNS.exists() else {}
     bar = tqdm(total=episodes * len(tasks), desc="evaluate", unit="ep") if progress else None
     rows = []
@@ -196,9 +234,13 @@ def evaluate(checkpoint: str | os.PathLike | GatoAgent, tasks: Sequence[str], *,
                          "traceback": traceback.format_exc(limit=4)})
     if bar is not None:
         bar.close()
-    cfg = {"checkpoint": getattr(agent, "checkpoint", None), "agent": agent.config.to_json(), "episodes": episodes,
-           "batch": min(batch or episodes, episodes), "seed": seed, "max_steps": max_steps, "returns": str(returns or DEFAULT_RETURNS),
-           "model_config": agent.model.config.to_json() if hasattr(agent.model.config, "to_json") else None}
+    if isinstance(agent, Retrieval):
+        who = {"checkpoint": None, "policy": agent.describe(), "agent": None, "model_config": None}
+    else:
+        who = {"checkpoint": getattr(agent, "checkpoint", None), "policy": "gato", "agent": agent.config.to_json(),
+               "model_config": agent.model.config.to_json() if hasattr(agent.model.config, "to_json") else None}
+    cfg = {**who, "episodes": episodes, "batch": min(batch or episodes, episodes), "seed": seed, "max_steps": max_steps,
+           "returns": str(returns or DEFAULT_RETURNS)}
     res = EvalResults(rows, aggregate(rows), figure5_data(rows), cfg)
     if out is not None:
         res.paths = write_results(res, out)

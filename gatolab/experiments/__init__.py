@@ -8,10 +8,14 @@
 Modules: `spec` (ExperimentSpec, Arm, the cells and their checks), `runner` (data ->
 training runs -> evaluations -> the long table, resumable; local processes or submitit
 jobs), `stats` (rliable: mean, IQM, Gato's aggregate, per domain, performance profiles,
-differences from the baseline, all with stratified-bootstrap intervals), `cli`.
+differences from the baseline, all with stratified-bootstrap intervals), `finetuning`
+(Gato §5.2 / Figure 10: held-out tasks, pretraining variants, fine-tuning sets, BC and
+retrieval references) and `scaling` (Figure 8: sizes x checkpoints at equal tokens), `cli`.
 """
 
+from gatolab.experiments import finetuning, scaling
 from gatolab.experiments.runner import collect, run, write_table
 from gatolab.experiments.spec import Arm, Cell, ExperimentSpec, cells, load, names
 
-__all__ = ["Arm", "Cell", "ExperimentSpec", "cells", "collect", "load", "names", "run", "write_table"]
+__all__ = ["Arm", "Cell", "ExperimentSpec", "cells", "collect", "finetuning", "load", "names", "run", "scaling",
+           "write_table"]

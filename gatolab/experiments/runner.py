@@ -7,8 +7,9 @@
 Layout of `out`:
 
     spec.json                        the spec as run (a re-run checks it is the same)
-    data/<data key>/<dataset>/       datasets, shared by every cell whose data section agrees
-    cells/<arm>/seed<s>/train/       a training run (cells that differ only in evaluation share one)
+    data/<dataset key>/<dataset>/    datasets, each shared by every cell that names it the same way
+    cells/<arm>/seed<s>/train/       a training run (cells that differ only in evaluation share one;
+                                     an arm with `init_from` starts from that arm's run of its seed)
     cells/<arm>/seed<s>/eval/        the cell's evaluation: results.json, language.json
     cells/<arm>/seed<s>/cell.json    written last: the cell is done (its config, train folder, timings)
     cells/<arm>/seed<s>/tb/          TensorBoard events: training curves and final scores
@@ -17,8 +18,11 @@ Layout of `out`:
     summary.json, summary.md         per-arm statistics with intervals, differences from the baseline
 
 Three phases, each a list of units that are plain commands (`gatolab ablate SPEC --out DIR
---phase train --arm A --seed S`), so any launcher can run them: data (one unit per data
-key), train (one per training run), eval (one per cell); then the table. Re-running resumes:
+--phase train --arm A --seed S`), so any launcher can run them: data (one unit per dataset),
+train (one per training run, in waves: a fine-tuning run after the run it starts from),
+eval (one per evaluated cell); then the table. A train-only arm (`Arm(evaluate=False)`, a
+pretraining run) writes its `cell.json` when its training ends; a retrieval arm
+(`eval.policy="retrieval"`) trains nothing. Re-running resumes:
 datasets and checkpoints resume themselves (atomic shards, orbax steps), a cell with a
 `cell.json` is skipped, an interrupted evaluation is redone from scratch, and the table is
 rebuilt from the finished cells (written atomically), so a SIGKILL at any moment loses
@@ -28,6 +32,7 @@ nothing and duplicates no row.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -40,12 +45,13 @@ from typing import Any
 import numpy as np
 from tensorboardX import SummaryWriter
 
-from gatolab import io_utils, launch
+from gatolab import configs, io_utils, launch
 from gatolab.configs import overrides as config_overrides
+from gatolab.configs.base import DataConfig, RunConfig
 from gatolab.data.generation import prepare
 from gatolab.evaluate.run import evaluate_run
 from gatolab.experiments import stats
-from gatolab.experiments.spec import Cell, ExperimentSpec, cells, load
+from gatolab.experiments.spec import Cell, ExperimentSpec, cells, load, train_waves
 from gatolab.train.loop import read_metrics
 from gatolab.train.run import train
 
@@ -61,17 +67,39 @@ def cell_dir(out: Path, cell: Cell) -> Path:
     return out / "cells" / cell.arm / f"seed{cell.seed}"
 
 
-def data_root(out: Path, cell: Cell) -> Path:
-    return out / "data" / cell.data_key
+def dataset_units(config: RunConfig) -> dict[str, DataConfig]:
+    """dataset key -> a data section holding that one dataset of `config` (its folder's identity)."""
+    out = {}
+    for name, ds in config.data.datasets.items():
+        one = dataclasses.replace(config.data, datasets={name: ds}, paths=())
+        out[one.identity()] = one
+    return out
+
+
+def dataset_keys(all_cells: Sequence[Cell]) -> set[str]:
+    """The dataset folders an experiment's cells use (one per distinct dataset)."""
+    return {k for c in all_cells for k in dataset_units(c.config)}
+
+
+def cell_data(out: Path, cell: Cell) -> list[str]:
+    """The cell's dataset folders, `data/<dataset key>/<name>` (generated, or found resuming), then `data.paths`.
+    A dataset that two configs name the same way is one folder, whatever else their data sections hold."""
+    dirs = []
+    for key, one in dataset_units(cell.config).items():
+        dirs += prepare(one, out / "data" / key, progress=False)
+    return dirs + [str(p) for p in cell.config.data.paths]
 
 
 def train_owner(all_cells: Sequence[Cell], cell: Cell) -> Cell:
     """The cell whose folder holds the training run `cell` uses (the first with its training key)."""
+    if not cell.trains:
+        raise ValueError(f"cell {cell.name} trains no network (eval.policy={cell.config.eval.policy!r})")
     return next(c for c in all_cells if c.train_key == cell.train_key)
 
 
-def train_dir(out: Path, all_cells: Sequence[Cell], cell: Cell) -> Path:
-    return cell_dir(out, train_owner(all_cells, cell)) / "train"
+def train_dir(out: Path, all_cells: Sequence[Cell], cell: Cell) -> Path | None:
+    """Where the run `cell` evaluates lives (None: the cell needs none)."""
+    return cell_dir(out, train_owner(all_cells, cell)) / "train" if cell.trains else None
 
 
 def is_done(out: Path, cell: Cell) -> bool:
@@ -82,20 +110,43 @@ def is_done(out: Path, cell: Cell) -> bool:
 # The units
 # ---------------------------------------------------------------------------------------
 def data_unit(spec: ExperimentSpec, out: str, data_key: str) -> list[str]:
-    """Generates (or finds) the datasets of every cell with `data_key`."""
-    all_cells = cells(spec)
-    cell = next(c for c in all_cells if c.data_key == data_key)
-    return prepare(cell.config.data, data_root(Path(out), cell), progress=False)
+    """Generates (or finds) one dataset: the one with key `data_key` in some cell's config."""
+    for c in cells(spec):
+        units = dataset_units(c.config)
+        if data_key in units:
+            return prepare(units[data_key], Path(out) / "data" / data_key, progress=False)
+    raise ValueError(f"experiment {spec.name!r}: no cell names a dataset with key {data_key!r}")
 
 
 def train_unit(spec: ExperimentSpec, out: str, arm: str, seed: int) -> dict[str, Any]:
-    """Trains (or resumes) the run of cell (arm, seed), in its owner's folder."""
+    """Trains (or resumes) the run of cell (arm, seed), in its owner's folder; a fine-tuning run
+    starts from the finished run of its `init_from` arm (same seed)."""
     all_cells, out_p = cells(spec), Path(out)
-    cell = _find(all_cells, arm, seed)
-    owner = train_owner(all_cells, cell)
-    dirs = prepare(owner.config.data, data_root(out_p, owner), progress=False)
-    res = train(owner.config, out=train_dir(out_p, all_cells, owner), data=dirs, progress=False)
+    owner = train_owner(all_cells, _find(all_cells, arm, seed))
+    config = owner.config
+    if owner.init_from is not None:
+        source = _find(all_cells, owner.init_from, owner.seed)
+        source_dir = train_dir(out_p, all_cells, source)
+        if not _trained(out_p, all_cells, source):
+            raise ValueError(f"cell {owner.name} starts from arm {owner.init_from!r} (seed {owner.seed}), whose training "
+                             f"has not finished ({source_dir}); train that arm first (--phase train --arm {owner.init_from})")
+        config = configs.apply(config, {"train.init_from": str(source_dir)})
+    tdir = train_dir(out_p, all_cells, owner)
+    res = train(config, out=tdir, data=cell_data(out_p, owner), progress=False)
+    for c in all_cells:  # train-only cells of this run are done when it is
+        if c.train_key == owner.train_key and not c.evaluate and not is_done(out_p, c):
+            record = {"arm": c.arm, "seed": c.seed, "evaluated": False, "train_dir": str(tdir.relative_to(out_p)),
+                      "trained_steps": _trained_steps(tdir), "training": training_totals(tdir),
+                      "config": config.to_json(), "rows": []}
+            _write_events(cell_dir(out_p, c) / "tb", tdir, record)
+            io_utils.atomic_write_json(cell_dir(out_p, c) / CELL_FILE, record)
     return {"step": res["step"], "planned_steps": res["planned_steps"], "seconds": res["seconds"]}
+
+
+def _trained(out: Path, all_cells: Sequence[Cell], cell: Cell) -> bool:
+    """Whether the run `cell` uses has finished: a cell of it is done (train-only cells are done
+    when their training ends; evaluated ones after their evaluation, which follows it)."""
+    return any(is_done(out, c) for c in all_cells if c.train_key == cell.train_key)
 
 
 def eval_unit(spec: ExperimentSpec, out: str, arm: str, seed: int) -> dict[str, Any]:
@@ -105,14 +156,17 @@ def eval_unit(spec: ExperimentSpec, out: str, arm: str, seed: int) -> dict[str, 
     folder = cell_dir(out_p, cell)
     if is_done(out_p, cell):
         return json.loads((folder / CELL_FILE).read_text())
+    if not cell.evaluate:
+        raise ValueError(f"cell {cell.name} is train-only (evaluate=False): it has no evaluation")
     tdir = train_dir(out_p, all_cells, cell)
-    dirs = prepare(cell.config.data, data_root(out_p, cell), progress=False)
+    dirs = cell_data(out_p, cell)
     t0 = time.perf_counter()
     ev = evaluate_run(cell.config, tdir, out=folder / "eval", data=dirs, progress=False)
     rows = cell_rows(cell, ev["control"].rows if ev["control"] is not None else [])
-    record = {"arm": cell.arm, "seed": cell.seed, "train_dir": str(tdir.relative_to(out_p)), "data": dirs,
-              "eval_seconds": round(time.perf_counter() - t0, 1), "trained_steps": _trained_steps(tdir),
-              "training": training_totals(tdir),
+    record = {"arm": cell.arm, "seed": cell.seed, "train_dir": str(tdir.relative_to(out_p)) if tdir else None,
+              "data": dirs, "eval_seconds": round(time.perf_counter() - t0, 1),
+              "trained_steps": _trained_steps(tdir) if tdir else None, "training": training_totals(tdir) if tdir else {},
+              "evaluated_step": ev["control"].config["checkpoint"]["step"] if tdir and ev["control"] is not None else None,
               "aggregate": ev["control"].aggregate if ev["control"] is not None else {}, "language": ev["language"],
               "config": cell.config.to_json(), "rows": rows}
     _write_events(folder / "tb", tdir, record)
@@ -161,15 +215,15 @@ def cell_rows(cell: Cell, results_rows: Sequence[Mapping[str, Any]]) -> list[dic
     return out
 
 
-def _write_events(folder: Path, tdir: Path, record: Mapping[str, Any]) -> None:
+def _write_events(folder: Path, tdir: Path | None, record: Mapping[str, Any]) -> None:
     """TensorBoard events of a cell, rewritten whole (atomically): its training curves, then its scores."""
     with io_utils.atomic_directory(folder, replace=True) as tmp:
         writer = SummaryWriter(logdir=str(tmp))
-        for line in read_metrics(tdir):
+        for line in read_metrics(tdir) if tdir is not None else []:
             for k, v in line.items():
                 if k not in ("step", "time") and isinstance(v, (int, float)) and np.isfinite(v):
                     writer.add_scalar(f"train/{k}", v, int(line["step"]))
-        step = record.get("trained_steps") or 0
+        step = record.get("evaluated_step") or record.get("trained_steps") or 0
         agg = record.get("aggregate") or {}
         for d, v in agg.get("per_domain", {}).items():
             writer.add_scalar(f"eval/normalised_score/{d}", v["normalised_score"], step)
@@ -230,7 +284,7 @@ def write_table(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) 
     all_cells = cells(spec)
     done = [c for c in all_cells if is_done(out_p, c)]
     summary = None
-    arms_done = {c.arm for c in done if all(is_done(out_p, d) for d in all_cells if d.arm == c.arm)}
+    arms_done = {c.arm for c in done if c.evaluate and all(is_done(out_p, d) for d in all_cells if d.arm == c.arm)}
     if spec.baseline_arm in arms_done:
         complete = [r for r in rows if r["arm"] in arms_done]
         summary = stats.summarize(complete, spec.baseline_arm, reps=reps)
@@ -302,15 +356,19 @@ def run(spec: ExperimentSpec | str, out: str | os.PathLike, *, overrides: Mappin
     say = log or (lambda *_: None)
     t0 = time.perf_counter()
     if phase in (None, "data"):
-        keys = sorted({c.data_key for c in chosen})
+        keys = sorted(dataset_keys(chosen))
         say(f"[{spec.name}] data: {len(keys)} dataset folder(s)")
         _launch(launcher, parallel, out_p, data_unit, [(spec, str(out_p), k) for k in keys], slurm)
     if phase in (None, "train"):
-        owners = {train_owner(all_cells, c).name: train_owner(all_cells, c) for c in chosen if not is_done(out_p, c)}
-        say(f"[{spec.name}] train: {len(owners)} run(s) ({len(all_cells)} cells share {len({c.train_key for c in all_cells})})")
-        _launch(launcher, parallel, out_p, train_unit, [(spec, str(out_p), o.arm, o.seed) for o in owners.values()], slurm)
+        runs = {c.train_key for c in all_cells if c.trains}
+        pending = {c.train_key for c in chosen if c.trains and not is_done(out_p, c)}
+        waves = [[c for c in wave if c.train_key in pending and c is train_owner(all_cells, c)]
+                 for wave in train_waves(all_cells)]
+        say(f"[{spec.name}] train: {sum(map(len, waves))} run(s) ({len(all_cells)} cells share {len(runs)})")
+        for wave in waves:  # a fine-tuning run after the run it starts from
+            _launch(launcher, parallel, out_p, train_unit, [(spec, str(out_p), o.arm, o.seed) for o in wave], slurm)
     if phase in (None, "eval"):
-        todo = [c for c in chosen if not is_done(out_p, c)]
+        todo = [c for c in chosen if c.evaluate and not is_done(out_p, c)]
         say(f"[{spec.name}] eval: {len(todo)} cell(s) to evaluate ({len(chosen) - len(todo)} done)")
         _launch(launcher, parallel, out_p, eval_unit, [(spec, str(out_p), c.arm, c.seed) for c in todo], slurm)
     summary = write_table(spec, out_p, reps=reps) if phase in (None, "table", "eval") else None

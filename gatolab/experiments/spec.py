@@ -27,15 +27,45 @@ from typing import Any
 
 from gatolab import configs
 from gatolab.configs.base import RunConfig
+from gatolab.configs.base import to_json as config_json
 from gatolab.domains import registry
 
 
 @dataclasses.dataclass(frozen=True)
 class Arm:
-    """One arm: a name and the config overrides that make it (empty: the base config)."""
+    """One arm: a name and the config overrides that make it (empty: the base config).
+
+    Attributes:
+      name: the arm's name (a folder name).
+      overrides: config overrides on top of the spec's.
+      init_from: another arm whose training run (of the same seed) gives this arm's starting
+        parameters: fine-tuning (Gato §5.2; `train.init_from` is set to that run's folder).
+        That arm trains first.
+      evaluate: False for an arm that only trains (a pretraining run other arms start from):
+        it gets no evaluation, no rows and no statistics.
+      tags: what the arm stands for, for figures (e.g. {"variant": "all", "episodes": 10});
+        recorded in spec.json, not in any config.
+    """
 
     name: str
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    init_from: str | None = None
+    evaluate: bool = True
+    tags: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "overrides": dict(self.overrides)}
+        if self.init_from is not None:
+            out["init_from"] = self.init_from
+        if not self.evaluate:
+            out["evaluate"] = False
+        if self.tags:
+            out["tags"] = dict(self.tags)
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Arm:
+        return cls(d["name"], d["overrides"], d.get("init_from"), d.get("evaluate", True), d.get("tags", {}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +74,7 @@ class ExperimentSpec:
 
     Attributes:
       name: the experiment's name.
-      arms: the arms; the `baseline` (default the first) is what the others are compared with.
+      arms: the arms; the `baseline` (default the first evaluated one) is what the others are compared with.
       config: the base config (a name in gatolab/configs/ or a run_config.json).
       overrides: applied to every cell before the arm's (e.g. a budget, the episodes).
       seeds: one cell per arm and seed (`train.seed`: parameters, dropout, data order).
@@ -62,7 +92,8 @@ class ExperimentSpec:
 
     @property
     def baseline_arm(self) -> str:
-        return self.baseline or self.arms[0].name
+        """`baseline`, else the first evaluated arm."""
+        return self.baseline or next((a.name for a in self.arms if a.evaluate), self.arms[0].name if self.arms else "")
 
     def with_overrides(self, overrides: Mapping[str, Any], seeds: Sequence[int] | None = None) -> ExperimentSpec:
         """The spec with more overrides for every cell (and other seeds)."""
@@ -70,9 +101,20 @@ class ExperimentSpec:
                                    seeds=tuple(seeds) if seeds is not None else self.seeds)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "config": self.config, "overrides": dict(self.overrides), "seeds": list(self.seeds),
-                "baseline": self.baseline_arm, "question": self.question,
-                "arms": [{"name": a.name, "overrides": dict(a.overrides)} for a in self.arms]}
+        """JSON values only (dataclasses in overrides as dicts, tuples as lists): what spec.json holds."""
+        return config_json({"name": self.name, "config": self.config, "overrides": dict(self.overrides),
+                            "seeds": list(self.seeds), "baseline": self.baseline_arm, "question": self.question,
+                            "arms": [a.to_json() for a in self.arms]})
+
+    def arm(self, name: str) -> Arm:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise ValueError(f"experiment {self.name!r}: no arm {name!r} (arms: {[a.name for a in self.arms]})")
+
+    @property
+    def evaluated_arms(self) -> list[str]:
+        return [a.name for a in self.arms if a.evaluate]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,12 +124,18 @@ class Cell:
     arm: str
     seed: int
     config: RunConfig
-    train_key: str  # cells with the same key share one training run
-    data_key: str  # ... and with the same data key one dataset folder
+    train_key: str | None  # cells with the same key share one training run; None: no network (retrieval)
+    data_key: str  # ... and with the same data key the same datasets
+    init_from: str | None = None  # the arm whose run (same seed) this one starts from
+    evaluate: bool = True
 
     @property
     def name(self) -> str:
         return f"{self.arm}/seed{self.seed}"
+
+    @property
+    def trains(self) -> bool:
+        return self.train_key is not None
 
 
 def _key(obj: Any) -> str:
@@ -130,6 +178,9 @@ def cells(spec: ExperimentSpec) -> list[Cell]:
         close = difflib.get_close_matches(spec.baseline_arm, names, n=1)
         raise ValueError(f"experiment {spec.name!r}: baseline {spec.baseline_arm!r} is not an arm (arms: {names})"
                          + (f"; did you mean {close[0]!r}?" if close else ""))
+    if not spec.arm(spec.baseline_arm).evaluate:
+        raise ValueError(f"experiment {spec.name!r}: baseline {spec.baseline_arm!r} is not evaluated (evaluate=False)")
+    _check_inits(spec)
     base = configs.load(spec.config, spec.overrides)
     resolved: dict[str, RunConfig] = {}
     for arm in spec.arms:
@@ -137,15 +188,23 @@ def cells(spec: ExperimentSpec) -> list[Cell]:
             resolved[arm.name] = configs.apply(base, arm.overrides)
         except ValueError as e:
             raise ValueError(f"experiment {spec.name!r}, arm {arm.name!r}: {e}") from None
+    for arm in spec.arms:
+        c = resolved[arm.name]
+        if c.eval.policy == "retrieval" and arm.init_from is not None:
+            raise ValueError(f"experiment {spec.name!r}, arm {arm.name!r}: eval.policy='retrieval' uses no network, so "
+                             f"init_from={arm.init_from!r} would start nothing; drop one of them")
+        if c.train.init_from is not None and arm.init_from is not None:
+            raise ValueError(f"experiment {spec.name!r}, arm {arm.name!r}: both train.init_from and the arm's init_from "
+                             f"are set; give one")
     seen: dict[str, str] = {}
     for arm in spec.arms:
-        key = json.dumps(resolved[arm.name].to_json(), sort_keys=True)
+        key = json.dumps([resolved[arm.name].to_json(), arm.init_from, arm.evaluate], sort_keys=True)
         if key in seen:
             raise ValueError(f"experiment {spec.name!r}: arm {arm.name!r} changes nothing relative to arm "
                              f"{seen[key]!r} (the same config); give it an override that differs")
         seen[key] = arm.name
     protocol = {name: (sorted(control_tasks(c)), c.eval.episodes, c.eval.seed, c.eval.max_steps)
-                for name, c in resolved.items()}
+                for name, c in resolved.items() if spec.arm(name).evaluate}
     ref = protocol[spec.baseline_arm]
     for name, p in protocol.items():
         if p != ref:
@@ -153,12 +212,66 @@ def cells(spec: ExperimentSpec) -> list[Cell]:
             raise ValueError(f"experiment {spec.name!r}: arm {name!r} is evaluated on other {', '.join(what)} than the "
                              f"baseline {spec.baseline_arm!r}: the cells disagree on data, so the arms cannot be "
                              f"compared pairwise (set eval.tasks / eval.episodes / eval.seed for every arm)")
-    out = []
-    for arm in spec.arms:
+    out: list[Cell] = []
+    keys: dict[tuple[str, int], str | None] = {}
+    for arm in _init_order(spec):
         for seed in spec.seeds:
             c = configs.apply(resolved[arm.name], {"seed": int(seed), "name": f"{spec.name}/{arm.name}"})
-            out.append(Cell(arm.name, int(seed), c, _key(c.without_eval().to_json()), c.data.identity()))
-    return out
+            if c.eval.policy == "retrieval":
+                key = None  # no network to train
+            else:  # a fine-tuning run is as distinct as the run it starts from
+                key = _key([c.without_eval().to_json(), keys[(arm.init_from, int(seed))] if arm.init_from else None])
+            keys[(arm.name, int(seed))] = key
+            out.append(Cell(arm.name, int(seed), c, key, c.data.identity(), arm.init_from, arm.evaluate))
+    order = {a.name: i for i, a in enumerate(spec.arms)}
+    return sorted(out, key=lambda c: (order[c.arm], spec.seeds.index(c.seed)))
+
+
+def _check_inits(spec: ExperimentSpec) -> None:
+    """Every `init_from` names another arm that trains, and no arm starts from itself through a chain."""
+    names = [a.name for a in spec.arms]
+    for arm in spec.arms:
+        if arm.init_from is None:
+            continue
+        if arm.init_from not in names:
+            close = difflib.get_close_matches(arm.init_from, names, n=1)
+            raise ValueError(f"experiment {spec.name!r}, arm {arm.name!r}: init_from {arm.init_from!r} is not an arm "
+                             f"(arms: {names})" + (f"; did you mean {close[0]!r}?" if close else ""))
+        seen, cur = [arm.name], arm.init_from
+        while cur is not None:
+            if cur in seen:
+                raise ValueError(f"experiment {spec.name!r}: arms start from each other in a cycle: "
+                                 f"{' <- '.join(seen + [cur])}")
+            seen.append(cur)
+            cur = spec.arm(cur).init_from
+
+
+def _init_order(spec: ExperimentSpec) -> list[Arm]:
+    """The arms with every arm after the arm it starts from."""
+    done: list[Arm] = []
+    while len(done) < len(spec.arms):
+        for a in spec.arms:
+            if a not in done and (a.init_from is None or any(d.name == a.init_from for d in done)):
+                done.append(a)
+    return done
+
+
+def train_waves(all_cells: Sequence[Cell]) -> list[list[Cell]]:
+    """Cells that train, in waves: a cell's run starts after the run it starts from (`init_from`)."""
+    depth: dict[tuple[str, int], int] = {}
+    by = {(c.arm, c.seed): c for c in all_cells}
+
+    def d(c: Cell) -> int:
+        k = (c.arm, c.seed)
+        if k not in depth:
+            depth[k] = 0 if c.init_from is None else 1 + d(by[(c.init_from, c.seed)])
+        return depth[k]
+
+    waves: dict[int, list[Cell]] = {}
+    for c in all_cells:
+        if c.trains:
+            waves.setdefault(d(c), []).append(c)
+    return [waves[k] for k in sorted(waves)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -182,7 +295,7 @@ def load(source: str | ExperimentSpec) -> ExperimentSpec:
         path = path / "spec.json"
     if path.suffix == ".json" and path.exists():
         d = json.loads(path.read_text())
-        return ExperimentSpec(d["name"], tuple(Arm(a["name"], a["overrides"]) for a in d["arms"]), d["config"],
+        return ExperimentSpec(d["name"], tuple(Arm.from_json(a) for a in d["arms"]), d["config"],
                               d["overrides"], tuple(d["seeds"]), d["baseline"], d.get("question", ""))
     if str(source) not in names():
         close = difflib.get_close_matches(str(source), names(), n=3)

@@ -8,7 +8,8 @@ Gato's aggregate (the mean over domains of each domain's mean over its tasks), e
 intervals, performance profiles (the fraction of tasks at or above each score: Gato's
 Figure 5 as a curve, with intervals), and each arm's difference from the baseline with its
 interval. A difference whose interval holds zero is reported in words: the arms are not
-distinguishable at this budget.
+distinguishable at this budget. With one seed the bootstrap over seeds has no spread, so no
+difference is called either way (`distinguishable: None`).
 
 The bootstrap resamples the two arms of a difference independently (rliable's default): the
 arms share rollout seeds and training seeds but not their training, so this is the
@@ -95,7 +96,9 @@ def _summarize(mats, tasks, seeds, domain_of, names, func, baseline: str, reps: 
             diffs[a] = {}
             for k, n in enumerate(names):
                 lo, hi = float(dint[a][0, k]), float(dint[a][1, k])
-                diffs[a][n] = {"value": float(dpoint[a][k]), "ci": [lo, hi], "distinguishable": not (lo <= 0.0 <= hi)}
+                # One seed: resampling seeds gives no spread, so the "interval" is a point; no verdict.
+                verdict = None if len(seeds) < 2 else not (lo <= 0.0 <= hi)
+                diffs[a][n] = {"value": float(dpoint[a][k]), "ci": [lo, hi], "distinguishable": verdict}
     profiles, profile_ci = rly.create_performance_profile(mats, TAUS, reps=reps, confidence_interval_size=CONFIDENCE)
     summary = {
         "baseline": baseline, "seeds": seeds, "tasks": tasks, "domains": sorted(set(domain_of.values())),
@@ -117,7 +120,9 @@ def sentences(summary: Mapping[str, Any], metric: str = "gato") -> list[str]:
         x = d[metric]
         lo, hi = x["ci"]
         head = f"{arm} vs {base}: {metric} score difference {x['value']:+.3f} [{lo:+.3f}, {hi:+.3f}] ({int(100 * summary['confidence'])}% CI, {n})"
-        if not x["distinguishable"]:
+        if x["distinguishable"] is None:
+            out.append(f"{head}: one seed gives no interval over seeds; run at least 2 seeds to compare {arm} and {base}.")
+        elif not x["distinguishable"]:
             out.append(f"{head}: the interval includes zero; {arm} and {base} are not distinguishable at this budget.")
         else:
             out.append(f"{head}: {arm} scores {'higher' if x['value'] > 0 else 'lower'} than {base}.")

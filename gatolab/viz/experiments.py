@@ -1,11 +1,13 @@
-"""An experiment's figures (notebook 07): scores per arm with intervals, differences from the
-baseline, performance profiles, training curves overlaid.
+"""An experiment's figures (notebooks 07-09): scores per arm with intervals, differences from the
+baseline, performance profiles, training curves overlaid, Figure 10's and Figure 8's curves.
 
     summary = json.load(open("runs/abl/summary.json"))["summary"]
     gl.viz.experiments.domain_scores(summary)
     gl.viz.experiments.differences(summary)
     gl.viz.experiments.profiles(summary)
     gl.viz.experiments.training_curves("runs/abl", spec)
+    gl.viz.experiments.finetuning_curve(gl.experiments.finetuning.curve(spec, out))   # notebook 08
+    gl.viz.experiments.scaling_curve(gl.experiments.scaling.curve(spec, out))         # notebook 09
 """
 
 from __future__ import annotations
@@ -88,4 +90,37 @@ def training_curves(out: str | os.PathLike, spec: ExperimentSpec, metric: str = 
         fig.add_trace(go.Scatter(x=[m["step"] for m in lines], y=[m.get(metric) for m in lines], mode="lines",
                                  name=cell.name, line=dict(color=_colour(arms.index(cell.arm)))))
     fig.update_layout(title=f"Training {metric} per run (colour: arm)", xaxis_title="step", yaxis_title=metric, height=380)
+    return fig
+
+
+def _line(name: str, xs: list[float], vals: list[Mapping[str, Any]], colour: str, dash: str | None = None) -> go.Scatter:
+    return go.Scatter(name=name, x=xs, y=[v["value"] for v in vals], mode="lines+markers", line=dict(color=colour, dash=dash),
+                      error_y=dict(type="data", symmetric=False, array=[v["ci"][1] - v["value"] for v in vals],
+                                   arrayminus=[v["value"] - v["ci"][0] for v in vals]))
+
+
+def finetuning_curve(curve: Mapping[str, Any]) -> go.Figure:
+    """Gato Figure 10: the held-out task's normalised score against fine-tuning episodes, one line per
+    pretraining variant and reference (95% intervals over seeds); expert (1) and random (0) as lines."""
+    fig = go.Figure()
+    for i, (variant, pts) in enumerate(curve["lines"].items()):
+        dash = "dot" if variant in ("scratch", "retrieval") else None
+        fig.add_trace(_line(variant, [p["episodes"] for p in pts], pts, _colour(i), dash))
+    fig.add_hline(y=1.0, line_dash="dash", line_color="green", annotation_text="expert")
+    fig.add_hline(y=0.0, line_dash="dash", line_color="grey", annotation_text="random")
+    fig.update_layout(title=f"Fine-tuning on held-out {curve['task']} (Gato §5.2, Figure 10)", height=420,
+                      xaxis=dict(title="fine-tuning episodes", type="log"),
+                      yaxis_title="normalised score (agent - random) / (expert - random)")
+    return fig
+
+
+def scaling_curve(curve: Mapping[str, Any]) -> go.Figure:
+    """Gato Figure 8: Gato's aggregate normalised score against tokens processed, one line per size
+    (95% intervals over seeds)."""
+    fig = go.Figure()
+    for i, (size, pts) in enumerate(curve["points"].items()):
+        n = curve["parameters"][size]["total"]
+        fig.add_trace(_line(f"{size} ({n / 1e6:.2f}M)", [p["tokens"] for p in pts], [p["score"] for p in pts], _colour(i)))
+    fig.update_layout(title="Scaling (Gato Figure 8): score vs tokens processed, per model size", height=420,
+                      xaxis_title="tokens processed", yaxis_title="normalised score (mean over domains of per-domain means)")
     return fig
