@@ -203,3 +203,18 @@ def test_submitit_local_launcher_runs_a_phase(tmp_path):
     data = next((tmp_path / "data").iterdir()) / "classic" / "manifest.json"
     assert json.loads(data.read_text())["tasks"] == ["CartPole-v1"]
     assert list((tmp_path / "submitit").glob("*_result.pkl"))  # the unit ran as a submitit job
+
+
+def test_an_arm_fine_tunes_from_an_evaluated_arm_and_a_plain_unit_waits_for_it(tmp_path):
+    spec = ExperimentSpec("ft", config="tiny", overrides={**SMOKE, "steps": 2}, seeds=(0,),
+                          arms=(Arm("pre"), Arm("ft", {"steps": 3}, init_from="pre"),
+                                Arm("nn", {"eval.policy": "retrieval"})))
+    with pytest.raises(ValueError, match="starts from arm 'pre'.*has not finished.*--phase train --arm pre"):
+        gl.experiments.run(spec, tmp_path, phase="train", arm="ft", launcher="inline", log=None)
+    res = gl.experiments.run(spec, tmp_path, launcher="inline", log=None)
+    assert res["done"] == 3 and res["complete_arms"] == ["ft", "nn", "pre"]
+    init = json.loads((tmp_path / "cells" / "ft" / "seed0" / "train" / "init_from.json").read_text())
+    assert init["path"] == str((tmp_path / "cells" / "pre" / "seed0" / "train").resolve()) and init["step"] == 2
+    assert not (tmp_path / "cells" / "nn" / "seed0" / "train").exists()  # retrieval trains nothing
+    nn = json.loads((tmp_path / "cells" / "nn" / "seed0" / "cell.json").read_text())
+    assert nn["train_dir"] is None and len(nn["rows"]) == 2

@@ -11,6 +11,7 @@ Layout of `out`:
     cells/<arm>/seed<s>/train/       a training run (cells that differ only in evaluation share one;
                                      an arm with `init_from` starts from that arm's run of its seed)
     cells/<arm>/seed<s>/eval/        the cell's evaluation: results.json, language.json
+    cells/<arm>/seed<s>/trained.json its training run returned (runs that start from it may begin)
     cells/<arm>/seed<s>/cell.json    written last: the cell is done (its config, train folder, timings)
     cells/<arm>/seed<s>/tb/          TensorBoard events: training curves and final scores
     results.csv, results.parquet     the long table: arm, seed, task, domain, episode, return,
@@ -56,6 +57,7 @@ from gatolab.train.loop import read_metrics
 from gatolab.train.run import train
 
 CELL_FILE = "cell.json"
+TRAINED_FILE = "trained.json"  # in the owner cell's folder: its training run returned
 TABLE_COLUMNS = ("arm", "seed", "task", "domain", "episode", "return", "normalised_score", "success")
 LAUNCHERS = launch.LAUNCHERS
 
@@ -133,6 +135,8 @@ def train_unit(spec: ExperimentSpec, out: str, arm: str, seed: int) -> dict[str,
         config = configs.apply(config, {"train.init_from": str(source_dir)})
     tdir = train_dir(out_p, all_cells, owner)
     res = train(config, out=tdir, data=cell_data(out_p, owner), progress=False)
+    summary = {"step": res["step"], "planned_steps": res["planned_steps"], "seconds": res["seconds"]}
+    io_utils.atomic_write_json(cell_dir(out_p, owner) / TRAINED_FILE, summary)  # runs starting from it may go
     for c in all_cells:  # train-only cells of this run are done when it is
         if c.train_key == owner.train_key and not c.evaluate and not is_done(out_p, c):
             record = {"arm": c.arm, "seed": c.seed, "evaluated": False, "train_dir": str(tdir.relative_to(out_p)),
@@ -140,13 +144,15 @@ def train_unit(spec: ExperimentSpec, out: str, arm: str, seed: int) -> dict[str,
                       "config": config.to_json(), "rows": []}
             _write_events(cell_dir(out_p, c) / "tb", tdir, record)
             io_utils.atomic_write_json(cell_dir(out_p, c) / CELL_FILE, record)
-    return {"step": res["step"], "planned_steps": res["planned_steps"], "seconds": res["seconds"]}
+    return summary
 
 
 def _trained(out: Path, all_cells: Sequence[Cell], cell: Cell) -> bool:
-    """Whether the run `cell` uses has finished: a cell of it is done (train-only cells are done
-    when their training ends; evaluated ones after their evaluation, which follows it)."""
-    return any(is_done(out, c) for c in all_cells if c.train_key == cell.train_key)
+    """Whether the run `cell` uses has finished training: its owner's `trained.json` (written when
+    `train` returns), or a finished cell of that run."""
+    owner = train_owner(all_cells, cell)
+    return (cell_dir(out, owner) / TRAINED_FILE).exists() or any(
+        is_done(out, c) for c in all_cells if c.train_key == cell.train_key)
 
 
 def eval_unit(spec: ExperimentSpec, out: str, arm: str, seed: int) -> dict[str, Any]:
