@@ -35,8 +35,8 @@ HELD_OUT = ["assembly", "cartpole-swingup"]  # keys of gl.experiments.finetuning
 EPISODES = [1, 10, 100]  # fine-tuning set sizes K
 VARIANTS = ["all", "same", "nocontrol", "scratch"]  # pretraining variants ("scratch" = BC baseline)
 SEEDS = 2
-PRETRAIN_STEPS = 150
-FINETUNE_STEPS = 80
+PRETRAIN_STEPS = 120
+FINETUNE_STEPS = 60
 EVAL_EPISODES = 10  # rollouts of the held-out task per cell
 LAUNCHER = "processes"  # "inline", "processes" (with PARALLEL), "submitit-local", "slurm"
 PARALLEL = 2

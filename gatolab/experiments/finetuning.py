@@ -103,7 +103,7 @@ def pretraining_data(p: HeldOut, variant: str, episodes: int | None = None) -> d
 
 
 def spec(held_out: str = "assembly", *, episodes: Sequence[int] = (1, 10, 100), variants: Sequence[str] = VARIANTS,
-         seeds: Sequence[int] = (0, 1), pretrain_steps: int = 150, finetune_steps: int = 80, eval_episodes: int = 10,
+         seeds: Sequence[int] = (0, 1), pretrain_steps: int = 120, finetune_steps: int = 60, eval_episodes: int = 10,
          retrieval: bool = True, pretrain_episodes: int | None = None,
          overrides: Mapping[str, Any] | None = None) -> ExperimentSpec:
     """The fine-tuning experiment of one held-out task (module docstring).
@@ -161,10 +161,13 @@ def curve(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) -> dic
     """Figure 10's data from a finished (or partly finished) experiment folder.
 
     Returns {"task", "metric", "episodes": [K...], "lines": {variant: [{"episodes", "value",
-    "ci", "success_rate", "seeds"}...]}, "vs_scratch": {variant: [{"episodes", "value", "ci",
-    "distinguishable"}...]}, "expert", "random"} -- per point the mean over seeds and rollouts
-    of the normalised score (and the success rate), with a 95% stratified-bootstrap interval
-    over seeds; `vs_scratch` is each variant's difference from BC from scratch at the same K.
+    "ci", "success", "seeds"}...]}, "vs_scratch": {variant: [{"episodes", "value", "ci",
+    "distinguishable", "success"}...]}, "expert_return", "random_return"} -- per point the mean
+    over seeds and rollouts of the normalised score ("value", "ci") and, where the task reports
+    success, of the success rate ("success": {"value", "ci"}), each with a 95%
+    stratified-bootstrap interval over seeds; `vs_scratch` is each variant's difference from BC
+    from scratch at the same K. `metric` is what Figure 10 plots for the task: "success" for
+    Meta-World, "normalised_score" for DM Control (as the paper).
     """
     from gatolab.experiments.runner import collect
 
@@ -183,20 +186,27 @@ def curve(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) -> dic
             continue
         base = f"scratch_k{k}" if f"scratch_k{k}" in complete else sorted(complete)[0]
         s = stats.summarize(rows_k, base, reps=reps)
+        # The success rate with the same bootstrap: each rollout's success (0/1) in place of its score.
+        has_success = all(r["success"] is not None for r in rows_k)
+        succ = (stats.summarize([{**r, "normalised_score": float(r["success"])} for r in rows_k], base, reps=reps)
+                if has_success else None)
         for a in sorted(complete):
             v = tags[a]["variant"]
-            succ = [r["success"] for r in rows_k if r["arm"] == a and r["success"] is not None]
             lines.setdefault(v, []).append({"episodes": k, "value": s["arms"][a]["mean"]["value"],
                                             "ci": s["arms"][a]["mean"]["ci"],
-                                            "success_rate": sum(succ) / len(succ) if succ else None,
+                                            "success": succ["arms"][a]["mean"] if succ else None,
                                             "seeds": len(spec.seeds)})
             if base == f"scratch_k{k}" and a != base:
                 d = s["difference_from_baseline"][a]["mean"]
-                vs.setdefault(v, []).append({"episodes": k, **d})
+                vs.setdefault(v, []).append({"episodes": k, **d,
+                                             "success": succ["difference_from_baseline"][a]["mean"] if succ else None})
     from gatolab.evaluate.control import load_references
 
     ref = load_references().get(task, {})
-    return {"task": task, "metric": "normalised_score", "episodes": ks, "lines": lines, "vs_scratch": vs,
+    held = next((p for p in PROTOCOLS.values() if p.task == task), None)
+    metric = "success" if held is not None and held.metric == "success" and all(
+        p["success"] is not None for pts in lines.values() for p in pts) else "normalised_score"
+    return {"task": task, "metric": metric, "episodes": ks, "lines": lines, "vs_scratch": vs,
             "expert_return": ref.get("expert_return"), "random_return": ref.get("random_return"),
             "folder": str(Path(out))}
 

@@ -14,6 +14,7 @@ Layout of `out`:
     cells/<arm>/seed<s>/trained.json its training run returned (runs that start from it may begin)
     cells/<arm>/seed<s>/cell.json    written last: the cell is done (its config, train folder, timings)
     cells/<arm>/seed<s>/tb/          TensorBoard events: training curves and final scores
+    jax_cache/                       JAX's persistent compilation cache, shared by the units
     results.csv, results.parquet     the long table: arm, seed, task, domain, episode, return,
                                      normalised_score, success (one row per rollout)
     summary.json, summary.md         per-arm statistics with intervals, differences from the baseline
@@ -120,10 +121,22 @@ def data_unit(spec: ExperimentSpec, out: str, data_key: str) -> list[str]:
     raise ValueError(f"experiment {spec.name!r}: no cell names a dataset with key {data_key!r}")
 
 
+def compile_cache(out: Path) -> None:
+    """Points JAX's persistent compilation cache at `<out>/jax_cache` (unless one is set already):
+    an experiment's runs share shapes, so every unit after the first of a kind loads its compiled
+    train step and decoder instead of compiling them (measured on the tiny preset: 43.6 s -> 29.2 s
+    for a 3-step run). Ineffective, and harmless, in a process that has compiled before."""
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir", str(out / "jax_cache"))
+
+
 def train_unit(spec: ExperimentSpec, out: str, arm: str, seed: int) -> dict[str, Any]:
     """Trains (or resumes) the run of cell (arm, seed), in its owner's folder; a fine-tuning run
     starts from the finished run of its `init_from` arm (same seed)."""
     all_cells, out_p = cells(spec), Path(out)
+    compile_cache(out_p)
     owner = train_owner(all_cells, _find(all_cells, arm, seed))
     config = owner.config
     if owner.init_from is not None:
@@ -158,6 +171,7 @@ def _trained(out: Path, all_cells: Sequence[Cell], cell: Cell) -> bool:
 def eval_unit(spec: ExperimentSpec, out: str, arm: str, seed: int) -> dict[str, Any]:
     """Evaluates cell (arm, seed) and writes its rows and `cell.json` (skipped when done)."""
     all_cells, out_p = cells(spec), Path(out)
+    compile_cache(out_p)
     cell = _find(all_cells, arm, seed)
     folder = cell_dir(out_p, cell)
     if is_done(out_p, cell):

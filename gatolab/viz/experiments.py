@@ -100,17 +100,21 @@ def _line(name: str, xs: list[float], vals: list[Mapping[str, Any]], colour: str
 
 
 def finetuning_curve(curve: Mapping[str, Any]) -> go.Figure:
-    """Gato Figure 10: the held-out task's normalised score against fine-tuning episodes, one line per
-    pretraining variant and reference (95% intervals over seeds); expert (1) and random (0) as lines."""
+    """Gato Figure 10: the held-out task's success rate (Meta-World) or normalised score (DM Control)
+    against fine-tuning episodes, one line per pretraining variant and reference (95% intervals over
+    seeds); for scores, expert (1) and random (0) as lines."""
+    success = curve.get("metric") == "success"
     fig = go.Figure()
     for i, (variant, pts) in enumerate(curve["lines"].items()):
         dash = "dot" if variant in ("scratch", "retrieval") else None
-        fig.add_trace(_line(variant, [p["episodes"] for p in pts], pts, _colour(i), dash))
-    fig.add_hline(y=1.0, line_dash="dash", line_color="green", annotation_text="expert")
-    fig.add_hline(y=0.0, line_dash="dash", line_color="grey", annotation_text="random")
+        vals = [p["success"] for p in pts] if success else pts
+        fig.add_trace(_line(variant, [p["episodes"] for p in pts], vals, _colour(i), dash))
+    if not success:  # a success rate has no expert / random line of its own (the expert succeeds ~100%)
+        fig.add_hline(y=1.0, line_dash="dash", line_color="green", annotation_text="expert")
+        fig.add_hline(y=0.0, line_dash="dash", line_color="grey", annotation_text="random")
     fig.update_layout(title=f"Fine-tuning on held-out {curve['task']} (Gato §5.2, Figure 10)", height=420,
                       xaxis=dict(title="fine-tuning episodes", type="log"),
-                      yaxis_title="normalised score (agent - random) / (expert - random)")
+                      yaxis_title="success rate" if success else "normalised score (agent - random) / (expert - random)")
     return fig
 
 
