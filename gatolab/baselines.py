@@ -137,7 +137,7 @@ class Retrieval:
     name = RetrievalPolicy.name
 
     def __init__(self, data: Sequence[str | os.PathLike], mixture: MixtureConfig | None = None, **options: Any):
-        from gatolab.data.mixture import MixtureConfig
+        from gatolab.data.mixture import MixtureConfig  # lazy: gatolab.data (grain, tokenizers) only when a Retrieval is built
         from gatolab.data.storage import open_datasets
 
         if not data:
@@ -156,7 +156,7 @@ class Retrieval:
         return self._stored(task)[0]
 
     def _stored(self, task: str) -> tuple[list[Episode], EnvSpec]:
-        from gatolab.data.mixture import kept_mask
+        from gatolab.data.mixture import kept_mask  # lazy: as in __init__
 
         for ds in self.datasets:
             if ds.kind != "control" or task not in ds.tasks:

@@ -26,7 +26,7 @@ from gatolab.configs import overrides as _overrides
 from gatolab.configs.base import DataConfig, DatasetConfig, EvalConfig, RunConfig, TextConfig
 
 RUN_CONFIG_FILE = "run_config.json"  # what a run folder records (gatolab/train/run.py writes it)
-_NOT_CONFIGS = {"base", "overrides", "ablations", "cli"}
+_NOT_CONFIGS = {"base", "overrides", "ablations", "cli", "protocols"}
 
 
 def names() -> list[str]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 
 from gatolab.configs import overrides as config_overrides
-from gatolab.experiments import runner, spec as spec_module
+from gatolab.experiments import runner
+from gatolab.experiments import spec as spec_module
 
 
 def add_cli(sub) -> None:

@@ -30,48 +30,25 @@ same rollout seeds):
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from flax import nnx
+
+from gatolab.baselines import Retrieval
 from gatolab.configs.base import DatasetConfig
+from gatolab.configs.protocols import LANGUAGE, PROTOCOLS, HeldOut
+from gatolab.evaluate.control import load_references
 from gatolab.experiments import stats
-from gatolab.experiments.spec import Arm, ExperimentSpec
+from gatolab.experiments.runner import cell_data, collect, train_dir, train_owner
+from gatolab.experiments.spec import Arm, ExperimentSpec, cells
+from gatolab.train.checkpoint import load_model
+from gatolab.train.finetune import INIT_FILE, params_sha256
 
-
-@dataclasses.dataclass(frozen=True)
-class HeldOut:
-    """A held-out task and the data its pretraining variants use (none of it holds the task)."""
-
-    domain: str
-    task: str
-    same_domain: DatasetConfig  # the held-out task's domain, minus the task
-    other: Mapping[str, DatasetConfig]  # the rest of "all data" (control domains of other kinds)
-    metric: str  # what Figure 10 plots for it: "success" or "normalised_score"
-
-
-LANGUAGE = {"text": DatasetConfig("text", episodes=200), "vision_language": DatasetConfig("vision_language", episodes=200)}
-
-PROTOCOLS: dict[str, HeldOut] = {
-    # Gato §5.2's assembly-v2 (v3 here): pretraining never sees assembly; the same-domain data
-    # are Meta-World manipulation tasks around it (disassemble is its reverse).
-    "assembly": HeldOut(
-        "metaworld", "assembly-v3",
-        DatasetConfig("metaworld", ("disassemble-v3", "pick-place-v3", "reach-v3", "button-press-topdown-v3"), episodes=20),
-        {"dmc": DatasetConfig("dmc", ("cartpole-balance", "cartpole-balance_sparse", "ball_in_cup-catch", "reacher-easy"),
-                              episodes=10),
-         "classic": DatasetConfig("classic", episodes=30)},
-        "success"),
-    # DM Control cartpole-swingup: pretraining on the other DM Control tasks with experts.
-    "cartpole-swingup": HeldOut(
-        "dmc", "cartpole-swingup",
-        DatasetConfig("dmc", ("cartpole-balance", "cartpole-balance_sparse", "ball_in_cup-catch", "reacher-easy"),
-                      episodes=20),
-        {"metaworld": DatasetConfig("metaworld", ("disassemble-v3", "pick-place-v3", "reach-v3"), episodes=10),
-         "classic": DatasetConfig("classic", episodes=30)},
-        "normalised_score"),
-}
 VARIANTS = ("all", "same", "nocontrol", "scratch")
 
 # The workbench base: the tiny network and preset, a small text model in the compact layout.
@@ -169,8 +146,6 @@ def curve(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) -> dic
     from scratch at the same K. `metric` is what Figure 10 plots for the task: "success" for
     Meta-World, "normalised_score" for DM Control (as the paper).
     """
-    from gatolab.experiments.runner import collect
-
     rows = collect(spec, out)
     tags = {a.name: a.tags for a in spec.arms if a.evaluate}
     task = spec.overrides["eval.tasks"][0]
@@ -200,8 +175,6 @@ def curve(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) -> dic
                 d = s["difference_from_baseline"][a]["mean"]
                 vs.setdefault(v, []).append({"episodes": k, **d,
                                              "success": succ["difference_from_baseline"][a]["mean"] if succ else None})
-    from gatolab.evaluate.control import load_references
-
     ref = load_references().get(task, {})
     held = next((p for p in PROTOCOLS.values() if p.task == task), None)
     metric = "success" if held is not None and held.metric == "success" and all(
@@ -214,14 +187,6 @@ def curve(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) -> dic
 def provenance(spec: ExperimentSpec, out: str | os.PathLike) -> list[dict[str, Any]]:
     """For every finished fine-tuning run: the parameters it recorded starting from (`init_from.json`)
     against the SHA-256 of its source run's final parameters, read again from that run's checkpoint."""
-    import json
-
-    from flax import nnx
-
-    from gatolab.experiments.runner import train_dir, train_owner
-    from gatolab.experiments.spec import cells
-    from gatolab.train.checkpoint import load_model
-    from gatolab.train.finetune import INIT_FILE, params_sha256
 
     all_cells, out_p, rows = cells(spec), Path(out), []
     for c in all_cells:
@@ -243,11 +208,6 @@ def provenance(spec: ExperimentSpec, out: str | os.PathLike) -> list[dict[str, A
 def retrieval_check(spec: ExperimentSpec, out: str | os.PathLike, timesteps: int = 20) -> dict[str, Any]:
     """The retrieval reference of the largest K, replayed on its own stored observations: the fraction
     of the first `timesteps` stored timesteps whose stored action it returns exactly."""
-    import numpy as np
-
-    from gatolab.baselines import Retrieval
-    from gatolab.experiments.runner import cell_data
-    from gatolab.experiments.spec import cells
 
     ref = [c for c in cells(spec) if c.config.eval.policy == "retrieval"]
     if not ref:

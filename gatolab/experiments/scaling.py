@@ -20,6 +20,7 @@ themselves (for a GPU/TPU kernel).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,9 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from gatolab.configs.base import DatasetConfig
+from gatolab.configs.protocols import SCALING_DATASETS, SCALING_WEIGHTS
 from gatolab.experiments import stats
-from gatolab.experiments.spec import Arm, ExperimentSpec
+from gatolab.experiments.runner import CELL_FILE, cell_dir, collect, is_done
+from gatolab.experiments.spec import Arm, ExperimentSpec, cells
+from gatolab.model.config import block_param_count
+from gatolab.model.count import abstract_model, count_params
 from gatolab.train.loop import read_metrics
 
 WORKBENCH_SIZES: dict[str, dict[str, int]] = {
@@ -39,15 +43,8 @@ WORKBENCH_SIZES: dict[str, dict[str, int]] = {
 }
 PAPER_SIZES = {"gato_79m": "gato_79m", "gato_364m": "gato_364m", "gato_1_18b": "gato_1_18b"}
 
-# The mixture every size trains on: BabyAI and classic control (the demo's best-learnt
-# domains at CPU scale) and a little text; evaluated on its control tasks.
-DATASETS = {
-    "babyai": DatasetConfig("babyai", ("BabyAI-GoToRedBallGrey-v0", "BabyAI-GoToRedBall-v0"), episodes=150),
-    "classic": DatasetConfig("classic", ("CartPole-v1", "Acrobot-v1", "MountainCar-v0"), episodes=40),
-    "text": DatasetConfig("text", episodes=100),
-}
 BASE = {"text.vocab_size": 512, "text.corpus_chars": 100_000, "text.compact_ids": True, "data.workers": 2,
-        "data.shard_size": 50, "data.datasets": DATASETS, "mixture.weights": {"babyai": 45.0, "classic": 45.0, "text": 10.0},
+        "data.shard_size": 50, "data.datasets": SCALING_DATASETS, "mixture.weights": dict(SCALING_WEIGHTS),
         "eval.agent.prompt": "start", "eval.agent.temperature": 1.0, "model.resnet_channels": 8, "model.resnet_groups": 4,
         "log_every": 10}
 
@@ -103,11 +100,6 @@ def curve(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) -> dic
     """Figure 8's data: per size, per checkpoint, tokens processed and the normalised score (Gato's
     aggregate, and per domain) with 95% stratified-bootstrap intervals over seeds; plus each
     size's parameter count. Only checkpoints every seed of which is evaluated appear."""
-    import json
-
-    from gatolab.experiments.runner import CELL_FILE, cell_dir, collect, is_done
-    from gatolab.experiments.spec import cells
-
     all_cells = cells(spec)
     rows = collect(spec, out)
     tags = {a.name: a.tags for a in spec.arms}
@@ -134,8 +126,5 @@ def curve(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) -> dic
 
 def _parameter_count(config) -> dict[str, int]:
     """A config's network: all parameters and those of the transformer blocks (nothing allocated)."""
-    from gatolab.model.config import block_param_count
-    from gatolab.model.count import abstract_model, count_params
-
     mc = config.model_config()
     return {"total": count_params(abstract_model(mc)), "blocks": block_param_count(mc)}
