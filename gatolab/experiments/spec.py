@@ -112,10 +112,6 @@ class ExperimentSpec:
                 return a
         raise ValueError(f"experiment {self.name!r}: no arm {name!r} (arms: {[a.name for a in self.arms]})")
 
-    @property
-    def evaluated_arms(self) -> list[str]:
-        return [a.name for a in self.arms if a.evaluate]
-
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
