@@ -4,6 +4,8 @@ scratch vs 1-NN retrieval, K = 1 and 2 episodes, 2 seeds; asserts the curves and
 import pytest
 
 from gatolab import notebooks
+from gatolab.evaluate.control import load_references
+from gatolab.viz import experiments as viz_experiments
 
 
 @pytest.mark.notebook
@@ -27,3 +29,15 @@ def test_finetuning_notebook(tmp_path):
     assert m["retrieval_replay"]["checked"] == 20 and m["retrieval_replay"]["exact"] == 1.0
     assert m["training"]["pre_all"]["steps"] == 3 and m["training"]["all_k1"]["steps"] == 2
     assert "plotly" in open(res["html"]).read()
+
+
+def test_figure10_levels():
+    # Meta-World plots the success rate beside the data card's expert success rate; DM Control plots
+    # the normalised score beside expert (1) and random (0).
+    assert load_references()["assembly-v3"]["expert_success_rate"] == 1.0  # data_cards/metaworld.json: 5 of 5
+    point = {"episodes": 1, "value": 0.1, "ci": [0.0, 0.2], "success": {"value": 0.5, "ci": [0.4, 0.6]}, "seeds": 2}
+    curve = {"task": "assembly-v3", "metric": "success", "lines": {"all": [point]}, "expert_success_rate": 1.0}
+    fig = viz_experiments.finetuning_curve(curve)
+    assert list(fig.data[0].y) == [0.5] and [s.y0 for s in fig.layout.shapes] == [1.0]
+    fig = viz_experiments.finetuning_curve({**curve, "metric": "normalised_score"})
+    assert list(fig.data[0].y) == [0.1] and sorted(s.y0 for s in fig.layout.shapes) == [0.0, 1.0]

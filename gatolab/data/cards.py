@@ -302,7 +302,8 @@ def write_summary(cards_dir: str | os.PathLike) -> list[dict[str, Any]]:
         for task, t in c["tasks"].items():
             returns[task] = {"dataset": c["dataset"], "expert_return": (t.get("expert_return") or {}).get("mean"),
                              "windowed_expert_return": t.get("windowed_expert_return"),
-                             "random_return": (t.get("random_return") or {}).get("mean")}
+                             "random_return": (t.get("random_return") or {}).get("mean"),
+                             "expert_success_rate": t.get("expert_success_rate")}
     io_utils.atomic_write_json(cards_dir / "summary.json", rows)
     io_utils.atomic_write_json(cards_dir / "returns.json", returns)
     pct = lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2%}"  # noqa: E731

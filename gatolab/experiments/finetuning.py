@@ -139,7 +139,8 @@ def curve(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) -> dic
 
     Returns {"task", "metric", "episodes": [K...], "lines": {variant: [{"episodes", "value",
     "ci", "success", "seeds"}...]}, "vs_scratch": {variant: [{"episodes", "value", "ci",
-    "distinguishable", "success"}...]}, "expert_return", "random_return"} -- per point the mean
+    "distinguishable", "success"}...]}, "expert_return", "random_return", "expert_success_rate"}
+    (the data card's levels) -- per point the mean
     over seeds and rollouts of the normalised score ("value", "ci") and, where the task reports
     success, of the success rate ("success": {"value", "ci"}), each with a 95%
     stratified-bootstrap interval over seeds; `vs_scratch` is each variant's difference from BC
@@ -181,7 +182,7 @@ def curve(spec: ExperimentSpec, out: str | os.PathLike, reps: int = 2000) -> dic
         p["success"] is not None for pts in lines.values() for p in pts) else "normalised_score"
     return {"task": task, "metric": metric, "episodes": ks, "lines": lines, "vs_scratch": vs,
             "expert_return": ref.get("expert_return"), "random_return": ref.get("random_return"),
-            "folder": str(Path(out))}
+            "expert_success_rate": ref.get("expert_success_rate"), "folder": str(Path(out))}
 
 
 def provenance(spec: ExperimentSpec, out: str | os.PathLike) -> list[dict[str, Any]]:

@@ -102,14 +102,18 @@ def _line(name: str, xs: list[float], vals: list[Mapping[str, Any]], colour: str
 def finetuning_curve(curve: Mapping[str, Any]) -> go.Figure:
     """Gato Figure 10: the held-out task's success rate (Meta-World) or normalised score (DM Control)
     against fine-tuning episodes, one line per pretraining variant and reference (95% intervals over
-    seeds); for scores, expert (1) and random (0) as lines."""
+    seeds); for scores, expert (1) and random (0) as lines; for success rates, the data card's expert rate."""
     success = curve.get("metric") == "success"
     fig = go.Figure()
     for i, (variant, pts) in enumerate(curve["lines"].items()):
         dash = "dot" if variant in ("scratch", "retrieval") else None
         vals = [p["success"] for p in pts] if success else pts
         fig.add_trace(_line(variant, [p["episodes"] for p in pts], vals, _colour(i), dash))
-    if not success:  # a success rate has no expert / random line of its own (the expert succeeds ~100%)
+    if success:  # the card measures the expert's success rate; the random policy's success is not recorded
+        if curve.get("expert_success_rate") is not None:
+            fig.add_hline(y=curve["expert_success_rate"], line_dash="dash", line_color="green",
+                          annotation_text="expert (data card)")
+    else:
         fig.add_hline(y=1.0, line_dash="dash", line_color="green", annotation_text="expert")
         fig.add_hline(y=0.0, line_dash="dash", line_color="grey", annotation_text="random")
     fig.update_layout(title=f"Fine-tuning on held-out {curve['task']} (Gato §5.2, Figure 10)", height=420,
